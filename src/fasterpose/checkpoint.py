@@ -1,0 +1,72 @@
+"""Self-describing checkpoints: a plain dict saved atomically with ``torch.save``.
+
+Keys (training checkpoints hold all of them; an inference-only checkpoint needs the first four):
+
+- ``format``: ``"fasterpose-checkpoint/1"``
+- ``fasterpose_version``: package version that wrote it
+- ``spec``: :class:`fasterpose.spec.PoseSpec` as a dict (model name and kwargs, input size, keypoint set, codec,
+  heatmap activation, flip test)
+- ``model``: the model ``state_dict`` (never the DDP-wrapped one: no ``module.`` prefix)
+- ``config``: the resolved training config as a dict, or ``None``
+- ``epoch`` (epochs completed), ``step``, ``best_ap``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``,
+  ``sampler``, ``history``
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import CheckpointError
+from .io_utils import atomic_path
+from .spec import PoseSpec
+
+CHECKPOINT_FORMAT = "fasterpose-checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Atomically write ``state`` (adds ``format`` and ``fasterpose_version``)."""
+    state = {"format": CHECKPOINT_FORMAT, "fasterpose_version": __version__, **state}
+    if isinstance(state.get("spec"), PoseSpec):
+        state["spec"] = state["spec"].to_dict()
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint, with a clear error for missing, corrupt or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); "
+                              "is it a complete file written by fasterpose?") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a fasterpose checkpoint (expected format {CHECKPOINT_FORMAT!r}); "
+                              "to load torchvision ImageNet weights into a backbone use model.pretrained instead")
+    for key in ("spec", "model"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} has no {key!r} entry")
+    return ckpt
+
+
+def model_from_checkpoint(checkpoint: str | os.PathLike | dict[str, Any]) -> tuple[torch.nn.Module, PoseSpec]:
+    """Build the model a checkpoint describes and load its weights. Returns ``(model.eval(), spec)``."""
+    from .keypoints import get_keypoint_set
+    from .models import create_model
+
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    spec = PoseSpec.from_dict(ckpt["spec"])
+    kpts = get_keypoint_set(spec.keypoint_set)
+    model = create_model(spec.model_name, num_keypoints=kpts.num_keypoints, **spec.model_kwargs)
+    result = model.load_state_dict(ckpt["model"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(f"checkpoint weights do not fit model {spec.model_name}: missing keys "
+                              f"{result.missing_keys[:10]}, unexpected keys {result.unexpected_keys[:10]}")
+    return model.eval(), spec

@@ -1,0 +1,62 @@
+"""The ``fasterpose`` command. Each subcommand lives in ``fasterpose/commands/<name>.py`` and provides
+``add_arguments(parser)`` and ``run(args) -> int``. Command modules import heavy libraries (torch, onnxruntime)
+inside ``run`` so that ``fasterpose --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import FasterPoseError
+
+# subcommand -> (module under fasterpose.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "end-to-end demo: synthetic data, train on CPU, official COCO eval, skeletons on real photos"),
+    "info": ("info", "parameters, GMACs and output shape of a registered model"),
+    "synth": ("synth", "write a synthetic COCO-format person keypoint dataset"),
+    "train": ("train", "train a model from a YAML config (CPU, one GPU, or torchrun/DDP)"),
+    "eval": ("evaluate", "evaluate a checkpoint (COCO OKS AP with pycocotools, or MPII PCKh)"),
+    "eval-results": ("eval_results", "score an existing COCO keypoint-results json with pycocotools"),
+    "export": ("export", "export a checkpoint to ONNX (optionally int8)"),
+    "predict": ("predict", "predict poses on an image, folder, video or webcam and draw skeletons"),
+    "bench": ("bench", "latency benchmark: PyTorch vs onnxruntime fp32 vs int8"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fasterpose", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fasterpose {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"fasterpose.commands.{module_name}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except FasterPoseError as e:
+        print(f"fasterpose {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fasterpose {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
