@@ -1,0 +1,44 @@
+"""``fasterpose eval-results ANNOTATIONS.json RESULTS.json``: score a COCO keypoint-results json with pycocotools.
+
+By default the published SimpleBaseline/HRNet recipe is applied to the results first: rescoring (each result's
+``score`` is the box score, its keypoint third values the keypoint scores) and per-image OKS-NMS (0.9).
+``--no-rescore --no-nms`` gives exactly what a plain pycocotools ``COCOeval`` gives on the two files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("annotations", metavar="ANNOTATIONS.json", help="COCO person keypoint annotation json")
+    parser.add_argument("results", metavar="RESULTS.json", help="COCO keypoint results json (a list of results)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the ten stats, nothing else")
+    parser.add_argument("--no-rescore", action="store_true",
+                        help="keep the results' scores (default: box score x mean keypoint score above --kpt-thr)")
+    nms = parser.add_mutually_exclusive_group()
+    nms.add_argument("--no-nms", action="store_true", help="no OKS-NMS (default: per-image OKS-NMS)")
+    nms.add_argument("--soft-nms", action="store_true", help="soft OKS-NMS (HRNet's, Gaussian) instead of OKS-NMS")
+    parser.add_argument("--nms-thr", type=float, default=0.9,
+                        help="OKS threshold of the NMS, also the soft-NMS parameter as in HRNet (default 0.9)")
+    parser.add_argument("--kpt-thr", type=float, default=0.2,
+                        help="keypoint score threshold of the rescoring (default 0.2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.coco import evaluate_keypoints, format_table
+
+    nms = None if args.no_nms else ("soft" if args.soft_nms else "oks")
+    stats = evaluate_keypoints(args.annotations, args.results, rescore=not args.no_rescore, nms=nms,
+                               nms_thr=args.nms_thr, kpt_thr=args.kpt_thr)
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        recipe = ", ".join([
+            "rescored" if not args.no_rescore else "scores as given",
+            {"oks": f"OKS-NMS {args.nms_thr:g}", "soft": f"soft OKS-NMS {args.nms_thr:g}", None: "no NMS"}[nms],
+        ])
+        print(f"COCO keypoint evaluation of {args.results} ({recipe})\n")
+        print(format_table(stats))
+    return 0
