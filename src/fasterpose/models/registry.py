@@ -1,0 +1,240 @@
+"""Model registry: ``create_model(name, ...)`` and ``list_models()``.
+
+Each variant is a small function registered with :func:`register_model` (timm style). Two families:
+
+- ``fasterpose_*``: backbone stride-32 (or 16) feature -> :class:`~fasterpose.models.heads.SubPixelHead`.
+  Overrides: ``output_stride`` (32/16), ``head_channels``, ``head_num_convs``, ``head_kernel_size``, ``final_bias``.
+- ``simplebaseline_*``: ResNet -> :class:`~fasterpose.models.heads.DeconvHead` (3 deconvs at stride 32, 2 at 16).
+  Overrides: ``output_stride``, ``head_channels``, ``head_num_deconv``, ``head_kernel_size``, ``final_bias``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError
+from .backbones import TORCHVISION_URLS, build_backbone, load_pretrained
+from .heads import RCE_FINAL_BIAS, DeconvHead, SubPixelHead
+from .pose_model import PoseModel
+
+__all__ = ["create_model", "list_models", "model_info", "register_model", "ModelInfo", "UnknownModelError"]
+
+
+class UnknownModelError(ConfigError, KeyError):
+    """Unknown model name. A ``KeyError`` (registry lookup) and a ``ConfigError``/``ValueError`` (user input)."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message (quotes and escaped newlines); show it as written.
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Static description of a registered model.
+
+    Attributes:
+        name: registry name.
+        family: ``"fasterpose"`` or ``"simplebaseline"``.
+        backbone: torchvision backbone name (``"resnet50"``, ``"mobilenet_v2"``, ...); also the name of the
+            torchvision ImageNet checkpoint that ``pretrained`` expects.
+        head: head class name.
+        description: one line.
+        overrides: keyword overrides accepted by ``create_model`` besides ``num_keypoints`` and ``pretrained``.
+    """
+
+    name: str
+    family: str
+    backbone: str
+    head: str
+    description: str
+    overrides: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_FASTERPOSE_OVERRIDES = ("output_stride", "head_channels", "head_num_convs", "head_kernel_size", "final_bias")
+_SIMPLEBASELINE_OVERRIDES = ("output_stride", "head_channels", "head_num_deconv", "head_kernel_size", "final_bias")
+_FAMILIES = {"fasterpose": ("SubPixelHead", _FASTERPOSE_OVERRIDES),
+             "simplebaseline": ("DeconvHead", _SIMPLEBASELINE_OVERRIDES)}
+
+_REGISTRY: dict[str, Callable[..., PoseModel]] = {}
+_INFO: dict[str, ModelInfo] = {}
+
+
+def register_model(family: str, backbone: str) -> Callable[[Callable[..., PoseModel]], Callable[..., PoseModel]]:
+    """Decorator registering ``fn`` under ``fn.__name__``; the docstring's first line becomes the description."""
+
+    def decorator(fn: Callable[..., PoseModel]) -> Callable[..., PoseModel]:
+        head, overrides = _FAMILIES[family]
+        description = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _REGISTRY[fn.__name__] = fn
+        _INFO[fn.__name__] = ModelInfo(fn.__name__, family, backbone, head, description, overrides)
+        return fn
+
+    return decorator
+
+
+def _check_overrides(name: str, overrides: dict[str, Any], valid: tuple[str, ...]) -> None:
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ConfigError(f"model {name} got unknown option(s) {', '.join(unknown)}; valid options: "
+                          f"num_keypoints, pretrained, {', '.join(valid)}")
+    stride = overrides.get("output_stride", 32)
+    if stride not in (16, 32):
+        raise ConfigError(f"model {name}: output_stride must be 32 or 16, got {stride!r}")
+
+
+def _fasterpose(name: str, backbone: str, num_keypoints: int, output_stride: int = 32, head_channels: int = 256,
+                head_num_convs: int = 1, head_kernel_size: int = 3, final_bias: float = RCE_FINAL_BIAS) -> PoseModel:
+    body = build_backbone(backbone, output_stride)
+    head = SubPixelHead(body.out_channels, num_keypoints, feature_stride=output_stride, out_stride=4,
+                        num_convs=head_num_convs, channels=head_channels, kernel_size=head_kernel_size,
+                        final_bias=final_bias)
+    return PoseModel(body, head, name, num_keypoints)
+
+
+def _simplebaseline(name: str, backbone: str, num_keypoints: int, output_stride: int = 32, head_channels: int = 256,
+                    head_num_deconv: int | None = None, head_kernel_size: int = 4,
+                    final_bias: float = 0.0) -> PoseModel:
+    body = build_backbone(backbone, output_stride)
+    # Enough x2 stages to go from the feature stride to stride 4: 3 at stride 32, 2 at stride 16.
+    num_deconv = (output_stride // 4).bit_length() - 1 if head_num_deconv is None else head_num_deconv
+    if output_stride // 2 ** num_deconv != 4:
+        raise ConfigError(f"model {name}: head_num_deconv={num_deconv} at output_stride {output_stride} gives "
+                          f"heatmap stride {output_stride / 2 ** num_deconv:g}, not 4; leave head_num_deconv unset")
+    head = DeconvHead(body.out_channels, num_keypoints, num_deconv=num_deconv, channels=head_channels,
+                      kernel=head_kernel_size, final_bias=final_bias)
+    return PoseModel(body, head, name, num_keypoints)
+
+
+def _build(family: str, name: str, backbone: str, num_keypoints: int, overrides: dict[str, Any]) -> PoseModel:
+    _check_overrides(name, overrides, _FAMILIES[family][1])
+    builder = _fasterpose if family == "fasterpose" else _simplebaseline
+    return builder(name, backbone, num_keypoints, **overrides)
+
+
+# --- FasterPose variants -------------------------------------------------------------------------------------------
+
+@register_model("fasterpose", "resnet18")
+def fasterpose_r18(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ResNet-18 stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_r18", "resnet18", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "resnet34")
+def fasterpose_r34(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ResNet-34 stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_r34", "resnet34", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "resnet50")
+def fasterpose_r50(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ResNet-50 stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_r50", "resnet50", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "resnet101")
+def fasterpose_r101(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ResNet-101 stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_r101", "resnet101", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "resnet152")
+def fasterpose_r152(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ResNet-152 stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_r152", "resnet152", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "mobilenet_v2")
+def fasterpose_mbv2(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, MobileNetV2 (1.0) stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_mbv2", "mobilenet_v2", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "shufflenet_v2_x1_0")
+def fasterpose_shufflev2(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ShuffleNetV2 x1.0 stride-32 feature, sub-pixel head (r=8)."""
+    return _build("fasterpose", "fasterpose_shufflev2", "shufflenet_v2_x1_0", num_keypoints, overrides)
+
+
+# --- SimpleBaseline variants ---------------------------------------------------------------------------------------
+
+@register_model("simplebaseline", "resnet50")
+def simplebaseline_r50(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """SimpleBaseline, ResNet-50 + 3 deconvs (256 channels, 4x4)."""
+    return _build("simplebaseline", "simplebaseline_r50", "resnet50", num_keypoints, overrides)
+
+
+@register_model("simplebaseline", "resnet101")
+def simplebaseline_r101(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """SimpleBaseline, ResNet-101 + 3 deconvs (256 channels, 4x4)."""
+    return _build("simplebaseline", "simplebaseline_r101", "resnet101", num_keypoints, overrides)
+
+
+@register_model("simplebaseline", "resnet152")
+def simplebaseline_r152(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """SimpleBaseline, ResNet-152 + 3 deconvs (256 channels, 4x4)."""
+    return _build("simplebaseline", "simplebaseline_r152", "resnet152", num_keypoints, overrides)
+
+
+# --- public API ----------------------------------------------------------------------------------------------------
+
+def list_models() -> list[str]:
+    """Registered model names, in registration order (FasterPose variants first)."""
+    return list(_REGISTRY)
+
+
+def _lookup(name: str) -> str:
+    if name in _REGISTRY:
+        return name
+    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown model {name!r}.{hint} Known models: {', '.join(_REGISTRY)}")
+
+
+def model_info(name: str) -> ModelInfo:
+    """Static description of a registered model (family, backbone, head, accepted overrides)."""
+    return _INFO[_lookup(name)]
+
+
+def create_model(name: str, num_keypoints: int = 17, pretrained: str | os.PathLike | None = None,
+                 **overrides: Any) -> PoseModel:
+    """Build a registered model.
+
+    Args:
+        name: one of :func:`list_models`, e.g. ``"fasterpose_r50"``.
+        num_keypoints: K, heatmap channels (17 for COCO, 16 for MPII).
+        pretrained: path to a torchvision ImageNet checkpoint of the backbone (see
+            :func:`fasterpose.models.backbones.load_pretrained`; download URLs in
+            :data:`~fasterpose.models.backbones.TORCHVISION_URLS`), or ``None`` for random initialisation.
+        **overrides: family options, e.g. ``output_stride=16``, ``head_channels=128``; see the module docstring.
+
+    Returns:
+        A :class:`PoseModel` mapping ``(N, 3, H, W)`` to heatmap logits ``(N, K, H/4, W/4)``.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message suggests the closest names).
+        ConfigError: an unknown or invalid override.
+        CheckpointError: ``pretrained`` is missing, unreadable or does not fit the backbone.
+    """
+    name = _lookup(name)
+    fn = _REGISTRY[name]
+    if int(num_keypoints) < 1:
+        raise ConfigError(f"num_keypoints must be >= 1, got {num_keypoints!r}")
+    backbone = _INFO[name].backbone
+    if pretrained is True:
+        raise ConfigError(f"pretrained must be the path of a torchvision ImageNet checkpoint file, not True "
+                          f"(fasterpose downloads nothing); for {name} get {TORCHVISION_URLS[backbone]}")
+    if pretrained and not Path(pretrained).is_file():
+        raise CheckpointError(f"pretrained backbone checkpoint {pretrained} does not exist; for {name} download "
+                              f"{TORCHVISION_URLS[backbone]} and pass its path")
+    model = fn(num_keypoints=int(num_keypoints), **overrides)
+    if pretrained:
+        load_pretrained(model.backbone, pretrained)
+    return model
