@@ -1,0 +1,93 @@
+"""Training augmentations: explicit generators, SimpleBaseline ranges, half-body boxes, colour jitter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fasterpose.data import AugmentConfig, color_jitter, half_body_transform, random_flip, random_scale_rotation
+from fasterpose.keypoints import COCO17
+
+COCO_ANN = Path(__file__).parent / "data" / "coco_val2017_samples" / "person_keypoints.json"
+
+
+def _real_person() -> tuple[np.ndarray, np.ndarray]:
+    ann = json.loads(COCO_ANN.read_text())["annotations"][0]  # 17 labelled keypoints
+    kps = np.array(ann["keypoints"], dtype=np.float32).reshape(17, 3)
+    return kps[:, :2], kps[:, 2]
+
+
+def test_defaults_follow_simplebaseline() -> None:
+    cfg = AugmentConfig()
+    assert (cfg.flip, cfg.flip_prob, cfg.half_body_prob, cfg.half_body_min_keypoints) == (True, 0.5, 0.3, 8)
+    assert (cfg.scale_factor, cfg.rotation_factor, cfg.rotation_prob, cfg.color_jitter) == (0.35, 45.0, 0.6, False)
+    with pytest.raises(ValueError, match="rotation_dist"):
+        AugmentConfig(rotation_dist="gamma")
+    with pytest.raises(ValueError, match="flip_prob"):
+        AugmentConfig(flip_prob=1.5)
+
+
+def test_scale_rotation_ranges_and_rates() -> None:
+    cfg = AugmentConfig()
+    rng = np.random.default_rng(0)
+    base = np.array([150.0, 200.0], dtype=np.float32)
+    out = [random_scale_rotation(base, cfg, rng) for _ in range(4000)]
+    factors = np.array([s[0] / 150.0 for s, _ in out])
+    rots = np.array([r for _, r in out])
+    assert factors.min() >= 0.65 - 1e-6 and factors.max() <= 1.35 + 1e-6
+    assert abs(np.mean(rots != 0) - 0.6) < 0.03
+    assert np.abs(rots).max() <= 90.0 and np.abs(rots).max() > 45.0  # clipped at 2 * rf, reaches beyond rf
+    assert all(s.dtype == np.float32 for s, _ in out[:5])
+    uni = AugmentConfig(rotation_dist="uniform", rotation_prob=1.0)
+    rots_u = np.array([random_scale_rotation(base, uni, rng)[1] for _ in range(4000)])
+    assert np.abs(rots_u).max() <= 45.0 and np.std(rots_u) == pytest.approx(45 / np.sqrt(3), rel=0.05)
+    # Switched off: identity, but the same number of draws (the following draws do not move).
+    off = AugmentConfig.none()
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    s_off, rot_off = random_scale_rotation(base, off, r1)
+    random_scale_rotation(base, cfg, r2)
+    assert rot_off == 0.0 and np.array_equal(s_off, base) and r1.random() == r2.random()
+
+
+def test_flip_probability() -> None:
+    rng = np.random.default_rng(1)
+    flips = [random_flip(AugmentConfig(), rng) for _ in range(4000)]
+    assert abs(np.mean(flips) - 0.5) < 0.03
+    assert not any(random_flip(AugmentConfig(flip=False), rng) for _ in range(100))
+
+
+def test_half_body_on_real_person() -> None:
+    kp, vis = _real_person()
+    upper = list(COCO17.upper_body)
+    lower = list(COCO17.lower_body)
+    seen = set()
+    for seed in range(40):
+        center, scale = half_body_transform(kp, vis, COCO17, 0.75, np.random.default_rng(seed))
+        assert center.dtype == np.float32 and scale.shape == (2,)
+        assert scale[0] / scale[1] == pytest.approx(0.75, rel=1e-5)
+        for part, idx in (("upper", upper), ("lower", lower)):
+            pts = kp[idx]
+            if np.allclose(center, pts.mean(axis=0), atol=1e-3):
+                seen.add(part)
+                tight = pts.max(axis=0) - pts.min(axis=0)
+                assert np.all(scale >= tight * 1.5 - 1e-3)  # the padded box contains the half body
+    assert seen == {"upper", "lower"}
+    # Fewer than 2 selected keypoints: no box.
+    only_one = np.zeros(17)
+    only_one[0] = 2
+    assert half_body_transform(kp, only_one, COCO17, 0.75, np.random.default_rng(0)) is None
+
+
+def test_color_jitter() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    out = color_jitter(img, np.random.default_rng(3), 0.4, 0.4, 0.4)
+    assert out.dtype == np.uint8 and out.shape == img.shape and not np.array_equal(out, img)
+    np.testing.assert_array_equal(out, color_jitter(img, np.random.default_rng(3), 0.4, 0.4, 0.4))
+    same = color_jitter(img, np.random.default_rng(3), 0.0, 0.0, 0.0)
+    assert np.abs(same.astype(int) - img).max() <= 1
+    grey = np.full((8, 8, 3), 100, np.uint8)
+    assert np.all(color_jitter(grey, np.random.default_rng(0), 0.0, 0.5, 0.5) == 100)  # no contrast/colour to change
