@@ -270,10 +270,12 @@ def normalize_crop(crops: np.ndarray) -> np.ndarray:
     crops = np.asarray(crops)
     if crops.ndim not in (3, 4) or crops.shape[-1] != 3:
         raise ValueError(f"crops must be (H, W, 3) or (N, H, W, 3) BGR images, got shape {crops.shape}")
-    rgb = crops[..., ::-1].astype(np.float32)
-    rgb -= IMAGENET_MEAN
-    rgb /= IMAGENET_STD
-    return np.ascontiguousarray(np.moveaxis(rgb, -1, -3))
+    out = np.empty(crops.shape[:-3] + (3,) + crops.shape[-3:-1], dtype=np.float32)
+    # Per channel into the channels-first output: BGR->RGB, the subtraction and the layout change in one pass.
+    for c in range(3):
+        np.subtract(crops[..., 2 - c], IMAGENET_MEAN[c], out=out[..., c, :, :], dtype=np.float32)
+        out[..., c, :, :] /= IMAGENET_STD[c]
+    return out
 
 
 def flip_image(image: np.ndarray) -> np.ndarray:
