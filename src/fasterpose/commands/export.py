@@ -1,0 +1,178 @@
+"""``fasterpose export --checkpoint CKPT --out model.onnx [--int8 --calib DATA] [--dynamic-batch] [--opset 17]``.
+
+Exports the checkpoint to ONNX (input ``images`` ``(N, 3, H, W)``, output ``heatmaps`` logits, PoseSpec in the
+metadata), runs the ONNX checker and a parity check against PyTorch on real crops (max |logit diff| <= 1e-4), and
+with ``--int8`` statically quantises it (QDQ, per-channel int8 weights, uint8 activations) calibrated on a few
+hundred real crops from ``--calib`` (a COCO keypoints json: crops from the GT boxes; or an image folder: HOG boxes).
+With ``--int8`` the file at ``--out`` is the int8 model. ``--eval ANNOTATIONS.json`` reports COCO AP on the GT
+boxes for fp32 (and int8), and the fraction of keypoints whose heatmap peak agrees between fp32 and int8.
+Nothing is written when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, DataError
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="fasterpose checkpoint (.pth)")
+    parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="output ONNX file")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--dynamic-batch", action="store_true",
+                        help="dynamic batch dimension (default: fixed batch 1); lets the predictor run all persons "
+                             "of an image in one call")
+    parser.add_argument("--int8", action="store_true", help="write a statically quantised int8 model (QDQ)")
+    parser.add_argument("--calib", metavar="DATA",
+                        help="calibration data for --int8: a COCO keypoints json (crops from the GT boxes) or a "
+                             "folder of images (HOG person boxes, else the whole image)")
+    parser.add_argument("--calib-image-root", metavar="DIR",
+                        help="image folder of a --calib json (default: its folder)")
+    parser.add_argument("--calib-size", type=int, default=300, help="number of calibration crops (default 300)")
+    parser.add_argument("--activations", choices=("quint8", "qint8"), default="quint8",
+                        help="int8 activation type (default quint8 = U8S8, fastest on x86 with VNNI)")
+    parser.add_argument("--parity-data", metavar="DATA",
+                        help="images for the parity check (json or folder like --calib; default: --calib, else the "
+                             "packaged sample photos or synthetic images)")
+    parser.add_argument("--eval", metavar="ANNOTATIONS.json", dest="eval_ann",
+                        help="COCO keypoints json: report AP on its GT boxes for fp32 vs int8 and the heatmap-peak "
+                             "agreement (images next to the json or in --calib-image-root)")
+    parser.add_argument("--json", action="store_true", help="print the export report as one JSON object")
+
+
+def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) -> tuple[list[dict], np.ndarray]:
+    """Predict every GT person box of ``ann_file`` with an exported model; COCO results (raw box/keypoint scores)."""
+    import cv2
+
+    from ..deploy.predictor import Predictor
+    from ..deploy.quantize import coco_person_boxes
+    from ..evaluation.coco import make_results
+
+    predictor = Predictor(onnx_path, backend="onnxruntime")
+    image_ids, keypoints, areas = [], [], []
+    for image_id, path, boxes in coco_person_boxes(ann_file, image_root):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"cannot read image {path} listed in {ann_file}")
+        people = predictor(image, boxes)
+        for p in people:
+            image_ids.append(image_id)
+            keypoints.append(p["keypoints"])
+            areas.append(p["box"][2] * p["box"][3])
+    kp = np.stack(keypoints)
+    results = make_results(image_ids, kp, np.ones(len(kp)), np.asarray(areas))
+    return results, kp
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_checkpoint
+    from ..deploy.export import export_onnx, ort_session, run_session
+    from ..deploy.quantize import collect_crops, compare_heatmaps, default_parity_crops, quantize_onnx
+    from ..spec import PoseSpec
+
+    if args.int8 and not args.calib:
+        raise DataError("--int8 needs --calib DATA (a COCO keypoints json or a folder of images with people): the "
+                        "int8 ranges are calibrated on real person crops")
+    if args.eval_ann and not Path(args.eval_ann).is_file():
+        raise DataError(f"--eval {args.eval_ann} does not exist; pass a COCO person keypoints json")
+    if args.calib_size < 8:
+        raise DataError(f"--calib-size must be at least 8, got {args.calib_size}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".onnx":
+        raise DataError(f"--out {out} should end in .onnx")
+    ckpt = load_checkpoint(args.checkpoint)
+    try:
+        spec = PoseSpec.from_dict(ckpt["spec"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {args.checkpoint}: invalid spec ({e})") from e
+    image_root = Path(args.calib_image_root) if args.calib_image_root else None
+
+    calib = calib_desc = None
+    if args.calib:
+        calib, calib_desc = collect_crops(args.calib, spec, max_crops=args.calib_size, image_root=image_root)
+        logger.info("calibration: %s", calib_desc)
+    parity_src = args.parity_data or args.calib
+    if parity_src:
+        if parity_src == args.calib and calib is not None:
+            # A fixed, spread-out subset of the calibration crops.
+            idx = np.linspace(0, len(calib) - 1, num=min(8, len(calib))).round().astype(int)
+            parity, parity_desc = calib[idx], f"{len(idx)} of {calib_desc}"
+        else:
+            parity, parity_desc = collect_crops(parity_src, spec, max_crops=8, image_root=image_root)
+    else:
+        parity, parity_desc = default_parity_crops(spec)
+
+    report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "out": str(out)}
+    with tempfile.TemporaryDirectory(prefix="fasterpose_export_") as tmpdir:
+        fp32_path = Path(tmpdir) / "fp32.onnx" if args.int8 else out
+        report["export"] = export_onnx(ckpt, fp32_path, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                                       parity_inputs=parity, parity_source=parity_desc)
+        if args.int8:
+            # The int8 model is written to a temporary file first: it only replaces --out when everything succeeded.
+            int8_tmp = Path(tmpdir) / "int8.onnx"
+            report["int8"] = quantize_onnx(fp32_path, int8_tmp, calib, activation_type=args.activations,
+                                           calib_description=calib_desc)
+            # Peak agreement on real crops: the --eval annotations' GT persons when given (not used for calibration),
+            # else the calibration crops themselves.
+            if args.eval_ann:
+                check, check_desc = collect_crops(args.eval_ann, spec, max_crops=args.calib_size, augment=False,
+                                                  image_root=image_root)
+            else:
+                check, check_desc = calib, f"the calibration crops ({calib_desc})"
+            ref = run_session(ort_session(fp32_path), check)
+            got = run_session(ort_session(int8_tmp), check)
+            report["int8_vs_fp32"] = compare_heatmaps(ref, got)
+            report["int8_vs_fp32"].update(crops=len(check), source=check_desc)
+            agree = report["int8_vs_fp32"]["peak_agreement"]
+            if agree < 0.95:
+                logger.warning("int8 heatmap peaks agree with fp32 for only %.1f%% of keypoints (goal >= 95%%); "
+                               "check the calibration data or use the fp32 model", 100 * agree)
+        if args.eval_ann:
+            ann = Path(args.eval_ann)
+            from ..evaluation.coco import evaluate_keypoints
+
+            res32, kp32 = _gt_predictions(fp32_path, ann, image_root)
+            report["eval"] = {"annotations": str(ann), "fp32": evaluate_keypoints(ann, res32)}
+            if args.int8:
+                res8, kp8 = _gt_predictions(int8_tmp, ann, image_root)
+                report["eval"]["int8"] = evaluate_keypoints(ann, res8)
+                d = np.linalg.norm(kp32[..., :2] - kp8[..., :2], axis=-1)
+                report["eval"]["int8_mean_keypoint_shift_px"] = float(d.mean())
+        if args.int8:
+            import shutil
+
+            from ..io_utils import atomic_path
+
+            with atomic_path(out, suffix=".onnx") as tmp:
+                shutil.copyfile(int8_tmp, tmp)
+
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    e = report["export"]
+    print(f"wrote {out} ({'int8' if args.int8 else 'fp32'}, opset {e['opset']}, "
+          f"{'dynamic' if e['dynamic_batch'] else 'fixed'} batch, {spec.model_name} "
+          f"{spec.input_size[0]}x{spec.input_size[1]} {spec.keypoint_set})")
+    print(f"parity fp32 ONNX vs PyTorch: max |logit diff| {e['max_abs_diff']:.2e} on {e['parity_source']}")
+    if args.int8:
+        c = report["int8_vs_fp32"]
+        print(f"int8 vs fp32 on {c['source']}: heatmap peak agreement {100 * c['peak_agreement']:.1f}% "
+              f"(within 1 px {100 * c['peak_agreement_1px']:.1f}%), logit correlation {c['correlation']:.4f}")
+    if "eval" in report:
+        ap32 = report["eval"]["fp32"]["AP"]
+        line = f"COCO AP on GT boxes of {args.eval_ann}: fp32 {ap32:.4f}"
+        if "int8" in report["eval"]:
+            ap8 = report["eval"]["int8"]["AP"]
+            line += f", int8 {ap8:.4f} (change {ap8 - ap32:+.4f})"
+        print(line)
+    return 0

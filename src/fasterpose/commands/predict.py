@@ -1,0 +1,367 @@
+"""``fasterpose predict INPUT``: poses on an image, a folder, a video file or a webcam; drawn skeletons + results json.
+
+Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
+by file name, image id or frame index), ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG
+people detector (``--hog``; weak but dependency-free).
+
+Outputs in ``--out`` (default ``predictions``):
+
+* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` 1, ``keypoints``, ``score`` = box score,
+  keypoint third values = keypoint scores, no rescoring/NMS, so ``fasterpose eval-results`` can apply the recipe),
+  plus ``bbox`` and ``file_name`` (and ``frame`` for videos). ``image_id`` is the detection file's id for the image,
+  else the frame index (videos, webcam) or the running index of the image (0-based, sorted file names);
+* drawn images ``<stem>.jpg``, or a drawn video ``<stem>_pose.mp4`` (``mp4v``; ``--video-format avi`` for MJPG).
+
+Everything is written to a staging folder / temporary files and moved into place at the end, so an unreadable
+image or video leaves no partial outputs. An image that the ``--boxes`` file does not know (neither its file name
+nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error (wrong file).
+Video frames without detections simply have no persons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="image, folder of images, video file, or webcam index (0, 1..)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", metavar="CKPT", help="fasterpose checkpoint (.pth)")
+    model.add_argument("--onnx", metavar="MODEL", help="ONNX model written by `fasterpose export`")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", metavar="DETS.json", help="person detections (COCO results or wrapper json)")
+    boxes.add_argument("--full-image", action="store_true", help="one person box = the whole image")
+    boxes.add_argument("--hog", action="store_true", help="OpenCV HOG people detector (the default)")
+    parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"),
+                        help="default: torch for --checkpoint, onnxruntime for --onnx")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: library default)")
+    parser.add_argument("--det-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
+    parser.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score to draw (default 0.3)")
+    parser.add_argument("--no-flip", action="store_true", help="disable the flip test (faster)")
+    parser.add_argument("--show-boxes", action="store_true", help="draw the person boxes")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop a video/webcam after N frames")
+    parser.add_argument("--video-format", choices=("mp4", "avi"), default="mp4",
+                        help="drawn video container: mp4 (mp4v) or avi (MJPG); default mp4")
+    parser.add_argument("--show", action="store_true", help="show frames in a window (needs OpenCV with GUI)")
+    parser.add_argument("--no-draw", action="store_true", help="write only results.json")
+
+
+# ---------------------------------------------------------------------- sources
+
+
+def _list_images(folder: Path) -> list[Path]:
+    from ..deploy.quantize import IMAGE_SUFFIXES
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"folder {folder} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _open_video(source: str | int) -> Any:
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        what = f"webcam {source}" if isinstance(source, int) else f"video {source}"
+        raise DataError(f"cannot open {what} (missing, unreadable or unsupported codec)")
+    return cap
+
+
+def _frames(cap: Any, first: np.ndarray, max_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """Frames ``(index, image)`` starting with the already-read ``first`` one."""
+    frame, index = first, 0
+    while max_frames is None or index < max_frames:
+        yield index, frame
+        index += 1
+        ok, frame = cap.read()
+        if not ok:
+            break
+
+
+class _Boxes:
+    """Person boxes per image / frame from the chosen source."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.mode = "boxes" if args.boxes else ("full" if args.full_image else "hog")
+        self.det_thr = args.det_thr
+        self.dets = None
+        self.path = args.boxes
+        if self.mode == "boxes":
+            from ..data.detections import read_detections
+
+            self.dets = read_detections(args.boxes, score_thr=args.det_thr)
+            self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
+        elif self.mode == "hog":
+            from ..deploy.quantize import hog_people_boxes
+
+            hog_people_boxes(np.zeros((128, 64, 3), np.uint8))  # fails early with a clear error without HOG
+
+    def image_id(self, path: Path, fallback: int) -> int | None:
+        """Image id of a file: from the detection file (name, then digits of the stem), else ``fallback``.
+
+        Returns ``None`` when a ``--boxes`` file does not know the image.
+        """
+        if self.dets is None:
+            return fallback
+        if self.dets.file_names:
+            return self.names.get(path.name)
+        import re
+
+        digits = re.findall(r"\d+", path.stem)
+        if digits and int(digits[-1]) in self.dets.boxes:
+            return int(digits[-1])
+        return None
+
+    def __call__(self, image: np.ndarray, image_id: int) -> np.ndarray:
+        """``(M, 5)`` boxes with scores for one image (already filtered by ``--det-thr``)."""
+        if self.mode == "boxes":
+            from ..data.detections import match_detections
+
+            return np.asarray(match_detections(self.dets, int(image_id)), dtype=np.float64).reshape(-1, 5)
+        if self.mode == "full":
+            return np.array([[0.0, 0.0, image.shape[1], image.shape[0], 1.0]])
+        from ..deploy.quantize import hog_people_boxes
+
+        boxes = hog_people_boxes(image)
+        return boxes[boxes[:, 4] >= self.det_thr]
+
+
+# ---------------------------------------------------------------------- main loop
+
+
+class _Run:
+    """Per-frame prediction, drawing, results and timing."""
+
+    def __init__(self, predictor: Any, boxes: _Boxes, args: argparse.Namespace) -> None:
+        self.predictor = predictor
+        self.boxes = boxes
+        self.args = args
+        self.results: list[dict[str, Any]] = []
+        self.frames = 0
+        self.persons = 0
+        self.skipped_boxes = 0
+        self.model_ms = 0.0
+        self.pre_ms = 0.0
+        self.post_ms = 0.0
+
+    def process(self, image: np.ndarray, image_id: int, file_name: str, frame: int | None = None) -> np.ndarray:
+        from ..deploy.predictor import clip_boxes
+        from ..evaluation.coco import make_results
+        from ..visualize import draw_poses
+
+        boxes = self.boxes(image, image_id)
+        if len(boxes):
+            _, valid = clip_boxes(boxes[:, :4], image.shape)
+            self.skipped_boxes += int((~valid).sum())
+            boxes = boxes[valid]
+        people = self.predictor(image, boxes)
+        t = self.predictor.last_timing
+        self.model_ms += t["model_ms"]
+        self.pre_ms += t["preprocess_ms"]
+        self.post_ms += t["postprocess_ms"]
+        self.frames += 1
+        self.persons += len(people)
+        if people:
+            kp = np.stack([p["keypoints"] for p in people])
+            res = make_results([image_id] * len(people), kp, np.array([p["box_score"] for p in people]),
+                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None)
+            for r, p in zip(res, people):
+                r["bbox"] = [round(float(v), 2) for v in p["box"]]
+                r["file_name"] = file_name
+                if frame is not None:
+                    r["frame"] = frame
+            self.results.extend(res)
+        else:
+            kp = np.zeros((0, self.predictor.keypoint_set.num_keypoints, 3))
+        if self.args.no_draw and not self.args.show:
+            return image
+        return draw_poses(image, kp, self.predictor.keypoint_set, kpt_thr=self.args.kpt_thr,
+                          boxes=boxes[:, :4] if self.args.show_boxes else None,
+                          box_scores=boxes[:, 4] if self.args.show_boxes else None)
+
+
+def _show(frame: np.ndarray) -> bool:
+    """Show a frame; ``True`` when the user pressed q or Esc."""
+    import cv2
+
+    try:
+        cv2.imshow("fasterpose", frame)
+        return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
+    except cv2.error as e:
+        raise DataError("this OpenCV build has no GUI (opencv-python-headless); drop --show, the drawn "
+                        "frames are written to --out") from e
+
+
+def _progress(total: int | None, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame" if desc != "images" else "img", dynamic_ncols=True,
+                disable=None, leave=False)
+
+
+def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+    import cv2
+
+    written: list[Path] = []
+    missing = 0
+    bar = _progress(len(files), "images") if len(files) > 1 else None
+    for index, path in enumerate(files):
+        image_id = run.boxes.image_id(path, index)
+        if image_id is None:
+            logger.warning("%s has no entry in %s (neither its file name nor an id); skipped", path.name,
+                           run.boxes.path)
+            missing += 1
+            if bar is not None:
+                bar.update()
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"cannot read image {path} (missing, unreadable or not an image); nothing was written")
+        drawn = run.process(image, image_id, path.name)
+        if not args.no_draw:
+            target = stage / f"{path.stem}.jpg"
+            if not cv2.imwrite(str(target), drawn):
+                raise DataError(f"could not write {target}")
+            written.append(target)
+        if args.show and _show(drawn):
+            break
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    if missing == len(files):
+        raise DataError(f"none of the {len(files)} images has an entry in {run.boxes.path}; is it the detection "
+                        "file for these images? (matched by the file's images list or the digits in the file name)")
+    return written, missing
+
+
+def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespace) -> list[Path]:
+    import cv2
+
+    cap = _open_video(source)
+    try:
+        ok, first = cap.read()
+        if not ok:
+            raise DataError(f"video {source} has no readable frame (unreadable or unsupported codec); nothing was "
+                            "written")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        fps = fps if 0 < fps < 1000 else 25.0
+        h, w = first.shape[:2]
+        stem = f"webcam{source}" if isinstance(source, int) else Path(source).stem
+        name = Path(source).name if not isinstance(source, int) else f"webcam{source}"
+        writer = target = None
+        if not args.no_draw:
+            suffix, fourcc = (".mp4", "mp4v") if args.video_format == "mp4" else (".avi", "MJPG")
+            target = stage / f"{stem}_pose{suffix}"
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+            if not writer.isOpened():
+                raise DataError(f"OpenCV cannot write {fourcc} video {target.name}; try --video-format "
+                                f"{'avi' if suffix == '.mp4' else 'mp4'}")
+        total = None
+        if not isinstance(source, int):
+            total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            if total and args.max_frames:
+                total = min(total, args.max_frames)
+        if run.boxes.dets is not None and "frames" in run.boxes.dets.meta and total:
+            if int(run.boxes.dets.meta["frames"]) < total:
+                logger.warning("%s describes %s frames but the video has %d; later frames have no boxes",
+                               run.boxes.path, run.boxes.dets.meta["frames"], total)
+        bar = _progress(total, "frames")
+        try:
+            for index, frame in _frames(cap, first, args.max_frames):
+                drawn = run.process(frame, index, name, frame=index)
+                if writer is not None:
+                    writer.write(drawn)
+                bar.update()
+                if args.show and _show(drawn):
+                    break
+        except KeyboardInterrupt:
+            if not isinstance(source, int):
+                raise
+            logger.info("stopped by the user")  # webcam: Ctrl-C ends the recording normally
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.release()
+    finally:
+        cap.release()
+    if run.frames == 0:
+        raise DataError(f"no frame of {source} could be decoded")
+    return [target] if target is not None else []
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy.predictor import Predictor
+    from ..evaluation.coco import write_results
+
+    src = args.input
+    webcam = src.isdigit() and not Path(src).exists()
+    if not webcam and not Path(src).exists():
+        raise DataError(f"input {src} does not exist (give an image, a folder, a video file or a webcam index)")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
+    boxes = _Boxes(args)
+    model = args.checkpoint or args.onnx
+    predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
+                          threads=args.threads, flip_test=False if args.no_flip else None)
+    logger.info("%r", predictor)
+    # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
+    h, w = predictor.input_size
+    predictor(np.zeros((h, w, 3), np.uint8), [[0, 0, w, h]])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_ = _Run(predictor, boxes, args)
+    missing = 0
+    t0 = time.perf_counter()
+    # Outputs are produced in a staging folder inside --out and moved into place only when everything succeeded.
+    with tempfile.TemporaryDirectory(prefix=".predict-", dir=out) as stage_dir:
+        stage = Path(stage_dir)
+        path = Path(src)
+        if webcam:
+            written = _run_video(run_, int(src), stage, args)
+        elif path.is_dir():
+            written, missing = _run_images(run_, _list_images(path), stage, args)
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            written = _run_video(run_, str(path), stage, args)
+        else:
+            written, missing = _run_images(run_, [path], stage, args)
+        wall = time.perf_counter() - t0
+        results_path = out / "results.json"
+        for f in written:  # the staging folder is inside --out: same file system, atomic renames
+            os.replace(f, out / f.name)
+        write_results(results_path, run_.results)
+    if args.show:
+        import cv2
+
+        cv2.destroyAllWindows()
+    n = max(run_.frames, 1)
+    kind = "frames" if (webcam or Path(src).suffix.lower() in VIDEO_SUFFIXES) else "images"
+    print(f"{run_.frames} {kind}, {run_.persons} persons ({predictor.backend}, {predictor.spec.model_name} "
+          f"{predictor.input_size[0]}x{predictor.input_size[1]}, flip test {'on' if predictor.flip_test else 'off'})")
+    print(f"ms per {kind[:-1]}: total {1e3 * wall / n:.1f} (read, boxes, crop, model, decode, draw, write), "
+          f"model {run_.model_ms / n:.1f}, crop+normalize {run_.pre_ms / n:.1f}, "
+          f"decode+map back {run_.post_ms / n:.1f}")
+    if missing:
+        print(f"{missing} images skipped: no entry in {args.boxes}")
+    if run_.skipped_boxes:
+        print(f"{run_.skipped_boxes} boxes skipped: wholly outside their image")
+    print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if kind == 'frames' else 'images'} to {out}"
+                                     if written else ""))
+    return 0
