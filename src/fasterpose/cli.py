@@ -28,17 +28,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fasterpose", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fasterpose",
+        description="FasterPose: fast top-down 2D human pose estimation for CPUs. "
+        "Run `fasterpose COMMAND --help` for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"fasterpose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        try:  # DEV-ONLY: remove before release (commands being written by parallel work)
-            module = importlib.import_module(f"fasterpose.commands.{module_name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"fasterpose.commands.{module_name}":
-                raise
-            continue
+        module = importlib.import_module(f"fasterpose.commands.{module_name}")
         p = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

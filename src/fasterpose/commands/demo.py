@@ -1,0 +1,33 @@
+"""``fasterpose demo [--minutes 5] [--out DIR] [--json] [--threads N]``: synthetic data, CPU training, official
+COCO evaluation and skeletons on real photos, on a fresh machine with no data and no weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=5.0,
+                        help="training time budget in minutes; the lr schedule runs over it (default 5)")
+    parser.add_argument("--out", default="outputs/demo", metavar="DIR",
+                        help="output folder: checkpoint, metrics, curves, drawn skeletons (default outputs/demo)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the demo config (synthetic_fasterpose_r18), e.g. "
+                             "--opt model.name=fasterpose_mbv2 (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.demo import format_report, run_demo
+    from ..errors import ConfigError
+
+    if args.minutes <= 0:
+        raise ConfigError(f"--minutes must be positive, got {args.minutes}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    report = run_demo(minutes=args.minutes, out_dir=args.out, threads=args.threads, overrides=args.opt)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,76 @@
+"""``fasterpose train CONFIG [--opt key=value ...] [--resume [CKPT]] [--out DIR] [--device cpu|cuda]``.
+
+One process on CPU or one GPU, or many GPUs/nodes under torchrun::
+
+    torchrun --nproc_per_node 8 -m fasterpose.cli train coco_fasterpose_r50_256x192
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+_RESUME_LAST = "last"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", default=None,
+                        help="YAML config file or shipped config name (e.g. synthetic_fasterpose_r18); optional with "
+                             "--resume CKPT (the checkpoint's config is used)")
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, dotted key and YAML value, e.g. --opt train.epochs=10 "
+                             "--opt optim.milestones=[5,8] (repeatable)")
+    parser.add_argument("--resume", nargs="?", const=_RESUME_LAST, default=None, metavar="CKPT",
+                        help="continue a run exactly where it stopped: from CKPT, or from <out>/last.pt")
+    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (default: train.output_dir)")
+    parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda if available")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..checkpoint import load_checkpoint
+    from ..engine import distributed as D
+    from ..engine.config import load_config
+    from ..engine.trainer import resolve_output_dir, train
+    from ..errors import ConfigError
+
+    resume: str | bool | None = None
+    out = args.out
+    base = None
+    if args.resume == _RESUME_LAST:
+        resume = True
+    elif args.resume:
+        resume = args.resume
+        if out is None:  # continue in the checkpoint's run folder
+            out = str(Path(args.resume).parent)
+        if args.config is None:
+            base = load_checkpoint(args.resume).get("config")
+            if not base:
+                raise ConfigError(f"{args.resume} stores no training config; pass the CONFIG as well")
+    if args.config is None and base is None:
+        raise ConfigError("a CONFIG is needed (a YAML file or a shipped config name such as synthetic_fasterpose_r18)"
+                          ", or --resume CKPT")
+    cfg = load_config(args.config, args.opt, base=base)
+    if resume is True and not (resolve_output_dir(cfg, out) / "last.pt").is_file():
+        raise ConfigError(f"--resume: there is no {resolve_output_dir(cfg, out) / 'last.pt'} to resume from; "
+                          "give the checkpoint path (--resume CKPT) or the run folder (--out DIR)")
+    try:
+        result = train(cfg, out=out, resume=resume, device=args.device)
+    finally:
+        D.cleanup()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    summary = {"output_dir": str(result.out_dir), "checkpoint": str(result.out_dir / "last.pt"),
+               "epochs": result.epochs, "iterations": result.iterations,
+               "train_seconds": round(result.train_seconds, 2), "best": result.best_ap, "final": result.final_stats}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        final = result.final_stats
+        metric = f", {final['metric']} {final[final['metric']]:.4f} (best {result.best_ap:.4f})" if final else ""
+        print(f"trained {result.iterations} iterations in {result.train_seconds:.0f} s{metric}; run folder "
+              f"{result.out_dir} (last.pt, best.pt, metrics.csv, curves.png)")
+    return 0

@@ -1,0 +1,69 @@
+"""Evaluate a checkpoint on its (or a given) config's validation set: the engine behind ``fasterpose eval``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..codec import HeatmapCodec
+from ..errors import CheckpointError
+from ..keypoints import get_keypoint_set
+from . import distributed as D
+from .config import load_config
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike | None = None,
+                        overrides: list[str] | None = None, device: str | None = None,
+                        results_path: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """Evaluate ``checkpoint`` with the official metric of its dataset.
+
+    Args:
+        checkpoint: a fasterpose checkpoint; its spec (model, input size, codec, activation) is always used.
+        config: config for the dataset and evaluation settings; ``None`` uses the one stored in the checkpoint.
+        overrides: ``key=value`` overrides (``eval.boxes``, ``eval.flip_test``, ``data.val_ann`` ...).
+        device: ``"cpu"``, ``"cuda"`` or ``None``.
+        results_path: also write the COCO results json.
+
+    Returns:
+        On rank 0 a JSON-friendly report (``stats``, ``metric``, ``ap`` or ``pckh``, ``checkpoint``, ``model``, ...);
+        ``None`` on other ranks.
+    """
+    from ..evaluation.inference import evaluate_dataset
+    from .trainer import build_dataset
+
+    ckpt = load_checkpoint(checkpoint)
+    base = ckpt.get("config")
+    if config is None and not base:
+        raise CheckpointError(f"{checkpoint} stores no training config (exported for inference only); pass a CONFIG "
+                              "that names the validation data")
+    cfg = load_config(config, overrides or [], base=None if config is not None else base)
+    dist_info = D.setup(device)
+    model, spec = model_from_checkpoint(ckpt)
+    model = model.to(dist_info.device)
+    codec = HeatmapCodec(**spec.codec)
+    cfg.data.input_size = spec.input_size  # the checkpoint decides what the model needs
+    cfg.data.keypoint_set = spec.keypoint_set
+    if dist_info.is_main:
+        dataset = build_dataset(cfg, "val", codec)
+    D.barrier()
+    if not dist_info.is_main:
+        dataset = build_dataset(cfg, "val", codec)
+    ev = cfg.eval
+    stats = evaluate_dataset(model, dataset, codec, get_keypoint_set(spec.keypoint_set),
+                             activation=spec.heatmap_activation, flip_test=ev.flip_test, batch_size=ev.batch_size,
+                             workers=min(cfg.train.workers, 4), device=dist_info.device, rescore=ev.rescore,
+                             nms=None if ev.nms == "none" else ev.nms, nms_thr=ev.nms_thr, kpt_thr=ev.kpt_thr,
+                             results_path=results_path if dist_info.is_main else None)
+    if not dist_info.is_main:
+        return None
+    metric = stats.pop("metric")
+    num_persons = stats.pop("num_persons")
+    seconds = stats.pop("seconds")
+    return {"checkpoint": str(Path(checkpoint)), "model": spec.model_name, "input_size": list(spec.input_size),
+            "dataset": cfg.data.dataset, "boxes": ev.boxes, "flip_test": ev.flip_test, "metric": metric,
+            "value": stats[metric], "stats": stats, "num_persons": num_persons, "seconds": seconds}

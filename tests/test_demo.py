@@ -1,0 +1,63 @@
+"""``fasterpose demo``: the README's main job, here with a seconds-long budget and a tiny dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _engine_utils import CACHE, restore_torch_state
+
+from fasterpose.cli import main
+from fasterpose.engine.demo import find_people_dir
+
+TINY_DEMO = [f"data.synthetic.cache_dir={CACHE}", "data.synthetic.train_images=8", "data.synthetic.val_images=4",
+             "data.synthetic.image_size=[128,128]", "data.input_size=[64,64]", "train.batch_size=4",
+             "train.progress=never"]
+
+
+@pytest.mark.slow
+def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    args = ["demo", "--minutes", "0.05", "--out", str(out), "--json", "--threads", "1"]
+    for o in TINY_DEMO:
+        args += ["--opt", o]
+    with restore_torch_state():
+        assert main(args) == 0
+    captured = capsys.readouterr().out
+    report = json.loads(captured)  # exactly one JSON object on stdout
+    for key in ("ap", "ap50", "train_seconds", "output_dir", "checkpoint", "params_m", "gmacs", "latency_ms_per_crop"):
+        assert key in report, key
+    assert 0.0 <= report["ap"] <= 1.0 and report["train_seconds"] >= 3.0 and report["iterations"] >= 1
+    assert Path(report["output_dir"]) == out
+    assert json.loads((out / "report.json").read_text())["ap"] == report["ap"]
+    for name in ("last.pt", "config.yaml", "metrics.jsonl", "curves.png", "val_results.json"):
+        assert (out / name).is_file(), name
+    people = find_people_dir()
+    assert people is not None  # a clone has tests/data/people
+    drawn = sorted(Path(p).name for p in report["drawn_images"])
+    assert drawn == ["astronaut.jpg", "basketball1.jpg", "basketball2.jpg", "messi5.jpg"]
+    assert all((out / "people" / n).stat().st_size > 1000 for n in drawn)
+    # the demo's checkpoint works with eval --checkpoint and nothing else
+    assert main(["eval", "--checkpoint", report["checkpoint"], "--json", "--no-flip"]) == 0
+    assert json.loads(capsys.readouterr().out)["metric"] == "AP"
+
+
+def test_demo_human_report(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --json the report is a readable summary; a missing tests/data/people is a note, not a failure."""
+    from fasterpose.engine import demo
+
+    monkeypatch.setattr(demo, "find_people_dir", lambda: None)
+    args = ["demo", "--minutes", "0.02", "--out", str(tmp_path), "--threads", "1"]
+    for o in TINY_DEMO:
+        args += ["--opt", o]
+    with restore_torch_state():
+        assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "COCO keypoint AP (held-out synthetic val, GT boxes)" in text
+    assert "tests/data/people not found" in text and str(tmp_path / "last.pt") in text
+
+
+def test_demo_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--minutes", "0"]) == 2
+    assert "--minutes must be positive" in capsys.readouterr().err
