@@ -128,7 +128,7 @@ def run_benchmark(
         raise ConfigError("--batch, --threads and --repeats must be >= 1 and --warmup >= 0")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # as the Predictor does: subnormal weights would make torch rows ~10x slower
+    torch.set_flush_denormal(True)  # as the Predictor does (subnormal floats are slow on x86)
     rng = np.random.default_rng(seed)
     h, w = input_size
     x_np = rng.normal(0, 1, (batch, 3, h, w)).astype(np.float32)

@@ -192,7 +192,7 @@ class Predictor:
                                       "trained for another keypoint set?") from e
         if self.threads is not None:
             torch.set_num_threads(self.threads)
-        torch.set_flush_denormal(True)  # trained weights can hold subnormals: ~10x slower CPU inference otherwise
+        torch.set_flush_denormal(True)  # subnormal floats are slow on x86 CPUs
         self._torch_model = net.to(self.device).eval()
         return spec
 
