@@ -32,7 +32,8 @@ SMALL = (64, 32)  # smallest input valid for stride 32: LR feature 2x1, heatmaps
 
 EXPECTED_MODELS = {
     "fasterpose_r18", "fasterpose_r34", "fasterpose_r50", "fasterpose_r101", "fasterpose_r152", "fasterpose_mbv2",
-    "fasterpose_shufflev2", "simplebaseline_r50", "simplebaseline_r101", "simplebaseline_r152",
+    "fasterpose_shufflev2", "simplebaseline_r18", "simplebaseline_r34", "simplebaseline_r50",
+    "simplebaseline_r101", "simplebaseline_r152",
 }
 
 

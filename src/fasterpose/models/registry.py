@@ -165,6 +165,18 @@ def fasterpose_shufflev2(num_keypoints: int = 17, **overrides: Any) -> PoseModel
 
 # --- SimpleBaseline variants ---------------------------------------------------------------------------------------
 
+@register_model("simplebaseline", "resnet18")
+def simplebaseline_r18(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """SimpleBaseline, ResNet-18 + 3 deconvs (256 channels, 4x4)."""
+    return _build("simplebaseline", "simplebaseline_r18", "resnet18", num_keypoints, overrides)
+
+
+@register_model("simplebaseline", "resnet34")
+def simplebaseline_r34(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """SimpleBaseline, ResNet-34 + 3 deconvs (256 channels, 4x4)."""
+    return _build("simplebaseline", "simplebaseline_r34", "resnet34", num_keypoints, overrides)
+
+
 @register_model("simplebaseline", "resnet50")
 def simplebaseline_r50(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
     """SimpleBaseline, ResNet-50 + 3 deconvs (256 channels, 4x4)."""
