@@ -141,3 +141,14 @@ def test_resume_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "there is no" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt does not exist" in capsys.readouterr().err
+
+
+def test_eval_decode_override_applies_and_encoding_override_is_refused(
+        trained: tuple[Path, trainer.TrainResult], capsys: pytest.CaptureFixture[str]) -> None:
+    out, result = trained
+    ckpt = str(out / "last.pt")
+    assert main(["eval", "--checkpoint", ckpt, "--json", "--opt", "data.codec.decode=argmax"]) == 0
+    argmax_ap = json.loads(capsys.readouterr().out)["stats"]["AP"]
+    assert argmax_ap != pytest.approx(result.final_stats["AP"], abs=1e-12)  # another decoder, other keypoints
+    assert main(["eval", "--checkpoint", ckpt, "--opt", "data.codec.sigma=3"]) == 2
+    assert "only the decoding settings" in capsys.readouterr().err

@@ -45,7 +45,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     dist_info = D.setup(device)
     model, spec = model_from_checkpoint(ckpt)
     model = model.to(dist_info.device)
-    codec = HeatmapCodec(**spec.codec)
+    codec = HeatmapCodec(**_codec_for_eval(spec.codec, overrides or [], checkpoint))
     cfg.data.input_size = spec.input_size  # the checkpoint decides what the model needs
     cfg.data.keypoint_set = spec.keypoint_set
     if dist_info.is_main:
@@ -67,3 +67,29 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     return {"checkpoint": str(Path(checkpoint)), "model": spec.model_name, "input_size": list(spec.input_size),
             "dataset": cfg.data.dataset, "boxes": ev.boxes, "flip_test": ev.flip_test, "metric": metric,
             "value": stats[metric], "stats": stats, "num_persons": num_persons, "seconds": seconds}
+
+
+# Decoding settings can change at evaluation time; the encoding ones define what the model was trained to output.
+_DECODE_KEYS = ("decode", "dark_kernel")
+
+
+def _codec_for_eval(codec: dict[str, Any], overrides: list[str], checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's codec with ``--opt data.codec.decode=...`` / ``dark_kernel`` applied.
+
+    Overriding an encoding setting (``sigma``, ``unbiased``, sizes) would decode with a different geometry than
+    the model learned, so it is refused instead of silently ignored.
+    """
+    import yaml
+
+    codec = dict(codec)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not key.strip().startswith("data.codec."):
+            continue
+        field = key.strip()[len("data.codec."):]
+        if field not in _DECODE_KEYS:
+            raise CheckpointError(f"--opt {key.strip()}: {checkpoint} was trained with codec {codec}; only the "
+                                  f"decoding settings ({', '.join('data.codec.' + k for k in _DECODE_KEYS)}) can "
+                                  "change at evaluation")
+        codec[field] = yaml.safe_load(value)
+    return codec
