@@ -31,7 +31,7 @@ from ..errors import CheckpointError, FasterPoseError
 from ..io_utils import atomic_path
 from ..keypoints import get_keypoint_set
 from ..spec import PoseSpec
-from .predictor import SPEC_METADATA_KEY
+from .predictor import SPEC_METADATA_KEY, run_session
 
 logger = logging.getLogger(__name__)
 
@@ -81,23 +81,6 @@ def ort_session(path: str | os.PathLike, threads: int | None = None, optimize: b
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def run_session(session: Any, inputs: np.ndarray) -> np.ndarray:
-    """Run an exported model on ``(N, 3, H, W)`` inputs, looping when its batch size is fixed."""
-    inp = session.get_inputs()[0]
-    batch = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-    if batch is None:
-        return session.run(None, {inp.name: inputs})[0]
-    outs = []
-    for start in range(0, len(inputs), batch):
-        chunk = inputs[start:start + batch]
-        n = len(chunk)
-        if n < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), np.float32)])
-        outs.append(session.run(None, {inp.name: chunk})[0][:n])
-    return np.concatenate(outs)
 
 
 def _load(model: Any, spec: PoseSpec | None) -> tuple[Any, PoseSpec]:

@@ -135,7 +135,6 @@ class Predictor:
         self._session: Any = None
         self._torch_model: Any = None
         self._tmpdir: Any = None
-        self._batch: int | None = None  # fixed ONNX batch size, None = dynamic
 
         if path is not None and not path.exists():
             raise CheckpointError(f"model file {path} does not exist")
@@ -226,7 +225,6 @@ class Predictor:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for unreadable models
             raise CheckpointError(f"onnxruntime could not load {path} ({type(e).__name__}: {e}); "
                                   "is it a complete ONNX file written by `fasterpose export`?") from e
-        self._input_name = self._session.get_inputs()[0].name
         return read_onnx_spec(self._session.get_modelmeta().custom_metadata_map, path)
 
     def _check_ort_shapes(self, path: Path) -> None:
@@ -238,7 +236,6 @@ class Predictor:
             raise CheckpointError(f"ONNX model {path}: its input is {h}x{w} but its spec says input_size "
                                   f"{self.input_size[0]}x{self.input_size[1]}; the metadata does not belong to this "
                                   "graph. Re-export the checkpoint with `fasterpose export`")
-        self._batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         out_shape = self._session.get_outputs()[0].shape
         k = self.keypoint_set.num_keypoints
         if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != k:
@@ -269,17 +266,7 @@ class Predictor:
             with torch.inference_mode():
                 out = self._torch_model(torch.from_numpy(inputs).to(self.device))
             return out.float().cpu().numpy()
-        if self._batch is None:
-            return self._session.run(None, {self._input_name: inputs})[0]
-        b = self._batch
-        outs = []
-        for start in range(0, len(inputs), b):
-            chunk = inputs[start:start + b]
-            n = len(chunk)
-            if n < b:
-                chunk = np.concatenate([chunk, np.zeros((b - n, *chunk.shape[1:]), np.float32)])
-            outs.append(self._session.run(None, {self._input_name: chunk})[0][:n])
-        return np.concatenate(outs)
+        return run_session(self._session, inputs)
 
     # ------------------------------------------------------------------ full pipeline
 
@@ -349,3 +336,20 @@ class Predictor:
     def __repr__(self) -> str:
         return (f"Predictor(model={self.spec.model_name}, backend={self.backend}, input_size={self.input_size}, "
                 f"keypoint_set={self.keypoint_set.name}, flip_test={self.flip_test}, threads={self.threads})")
+
+
+def run_session(session: Any, inputs: np.ndarray) -> np.ndarray:
+    """Run an exported model on ``(N, 3, H, W)`` inputs, looping when its batch size is fixed."""
+    inp = session.get_inputs()[0]
+    batch = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
+    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    if batch is None:
+        return session.run(None, {inp.name: inputs})[0]
+    outs = []
+    for start in range(0, len(inputs), batch):
+        chunk = inputs[start:start + batch]
+        n = len(chunk)
+        if n < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), np.float32)])
+        outs.append(session.run(None, {inp.name: chunk})[0][:n])
+    return np.concatenate(outs)
