@@ -163,6 +163,35 @@ def test_subpixel_head_without_conv_stack() -> None:
     assert head(torch.randn(1, 64, 2, 2)).shape == (1, 3, 16, 16)
 
 
+def test_subpixel_head_final_kernel_3_sees_neighbour_cells() -> None:
+    """final_kernel=3 (ESPCN's sub-pixel layer): a heatmap block depends on the neighbouring feature cells."""
+    torch.manual_seed(0)
+    for k, expect_neighbour in ((1, False), (3, True)):
+        head = SubPixelHead(8, 2, feature_stride=32, channels=0, final_kernel=k).eval()
+        nn.init.normal_(head.final.weight)
+        x = torch.randn(1, 8, 3, 3, requires_grad=True)
+        out = head(x)
+        assert out.shape == (1, 2, 24, 24)
+        out[0, :, :8, :8].sum().backward()  # the block of feature cell (0, 0)
+        touched = x.grad.abs().sum(dim=1)[0] > 0
+        assert touched[0, 0] and bool(touched[0, 1]) == expect_neighbour and bool(touched[1, 1]) == expect_neighbour
+        assert not touched[2, 2]
+    with pytest.raises(ValueError, match="final_kernel"):
+        SubPixelHead(8, 2, feature_stride=32, final_kernel=2)
+
+
+@pytest.mark.parametrize("name, last_bn", [("fasterpose_r18", "bn2"), ("fasterpose_r50", "bn3")])
+def test_zero_init_residual(name: str, last_bn: str) -> None:
+    """Every residual block starts as the identity: its last BatchNorm scale is zero, the others are one."""
+    model = create_model(name, num_keypoints=3, zero_init_residual=True)
+    blocks = [b for layer in ("layer1", "layer2", "layer3", "layer4") for b in getattr(model.backbone, layer)]
+    assert blocks and all(torch.all(getattr(b, last_bn).weight == 0) for b in blocks)
+    assert all(torch.all(b.bn1.weight == 1) for b in blocks)
+    assert torch.all(create_model(name, num_keypoints=3).backbone.layer1[0].bn1.weight == 1)
+    with pytest.raises(ConfigError, match="ResNet"):
+        create_model("fasterpose_mbv2", zero_init_residual=True)
+
+
 def test_deconv_head_simplebaseline_layout() -> None:
     head = DeconvHead(128, 4, num_deconv=3, channels=16)
     deconvs = [m for m in head.deconv_layers if isinstance(m, nn.ConvTranspose2d)]

@@ -30,7 +30,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.S
 class SubPixelHead(nn.Module):
     """FasterPose head: a cheap conv stack at the backbone's low resolution, then sub-pixel upsampling.
 
-    ``feature -> [1x1 Conv-BN-ReLU to channels] -> num_convs x [kxk Conv-BN-ReLU] -> 1x1 conv to K*r*r ->
+    ``feature -> [1x1 Conv-BN-ReLU to channels] -> num_convs x [kxk Conv-BN-ReLU] -> final_kernel conv to K*r*r ->
     PixelShuffle(r)``, with ``r = feature_stride / out_stride`` (8 for a stride-32 feature, 4 for stride 16).
     All the work happens at ``H/s x W/s``; the upsampling itself is a free reshuffle of channels into space.
 
@@ -45,6 +45,10 @@ class SubPixelHead(nn.Module):
         kernel_size: kernel of the stack's convolutions (odd).
         final_bias: initial bias of the final conv. The default :data:`RCE_FINAL_BIAS` (``sigmoid = 0.01``) suits
             RCE/sigmoid training; use ``0.0`` for MSE training on raw outputs.
+        final_kernel: kernel of the conv to ``K*r*r`` channels (odd). ``1``: each ``r x r`` block of the heatmap is
+            read from its own feature cell only. ``3`` (ESPCN's choice for its sub-pixel layer, and the registry's
+            default for ``fasterpose_*`` models): a block also sees its neighbours, so a Gaussian that straddles
+            two blocks is drawn from shared evidence; it costs ``9x`` the (small) final-layer MACs.
 
     Shapes:
         ``forward``: ``(N, in_channels, H/s, W/s) -> (N, K, H/out_stride, W/out_stride)`` logits.
@@ -52,12 +56,13 @@ class SubPixelHead(nn.Module):
 
     def __init__(self, in_channels: int, num_keypoints: int, feature_stride: int, out_stride: int = 4,
                  num_convs: int = 1, channels: int = 256, kernel_size: int = 3,
-                 final_bias: float = RCE_FINAL_BIAS) -> None:
+                 final_bias: float = RCE_FINAL_BIAS, final_kernel: int = 1) -> None:
         super().__init__()
         if feature_stride % out_stride:
             raise ValueError(f"feature_stride {feature_stride} is not a multiple of out_stride {out_stride}")
-        if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd (keeps the spatial size), got {kernel_size}")
+        if kernel_size % 2 != 1 or final_kernel % 2 != 1:
+            raise ValueError(f"kernel_size and final_kernel must be odd (keep the spatial size), got {kernel_size} "
+                             f"and {final_kernel}")
         if num_convs < 0 or channels < 0:
             raise ValueError(f"num_convs and channels must be >= 0, got {num_convs} and {channels}")
         self.num_keypoints = num_keypoints
@@ -69,7 +74,8 @@ class SubPixelHead(nn.Module):
             layers += [_conv_bn_relu(channels, channels, kernel_size) for _ in range(num_convs)]
             width = channels
         self.layers = nn.Sequential(*layers)
-        self.final = nn.Conv2d(width, num_keypoints * self.upscale ** 2, kernel_size=1)
+        self.final = nn.Conv2d(width, num_keypoints * self.upscale ** 2, kernel_size=final_kernel,
+                               padding=final_kernel // 2)
         self.shuffle = nn.PixelShuffle(self.upscale)
 
         for m in self.layers.modules():

@@ -3,7 +3,8 @@
 Each variant is a small function registered with :func:`register_model` (timm style). Two families:
 
 - ``fasterpose_*``: backbone stride-32 (or 16) feature -> :class:`~fasterpose.models.heads.SubPixelHead`.
-  Overrides: ``output_stride`` (32/16), ``head_channels``, ``head_num_convs``, ``head_kernel_size``, ``final_bias``.
+  Overrides: ``output_stride`` (32/16), ``head_channels``, ``head_num_convs``, ``head_kernel_size``, ``final_bias``,
+  ``final_kernel`` (3: ESPCN's 3x3 sub-pixel conv; 1: per-cell 1x1), ``zero_init_residual`` (ResNet backbones).
 - ``simplebaseline_*``: ResNet -> :class:`~fasterpose.models.heads.DeconvHead` (3 deconvs at stride 32, 2 at 16).
   Overrides: ``output_stride``, ``head_channels``, ``head_num_deconv``, ``head_kernel_size``, ``final_bias``.
 """
@@ -58,7 +59,8 @@ class ModelInfo:
         return asdict(self)
 
 
-_FASTERPOSE_OVERRIDES = ("output_stride", "head_channels", "head_num_convs", "head_kernel_size", "final_bias")
+_FASTERPOSE_OVERRIDES = ("output_stride", "head_channels", "head_num_convs", "head_kernel_size", "final_bias",
+                         "final_kernel", "zero_init_residual")
 _SIMPLEBASELINE_OVERRIDES = ("output_stride", "head_channels", "head_num_deconv", "head_kernel_size", "final_bias")
 _FAMILIES = {"fasterpose": ("SubPixelHead", _FASTERPOSE_OVERRIDES),
              "simplebaseline": ("DeconvHead", _SIMPLEBASELINE_OVERRIDES)}
@@ -91,11 +93,16 @@ def _check_overrides(name: str, overrides: dict[str, Any], valid: tuple[str, ...
 
 
 def _fasterpose(name: str, backbone: str, num_keypoints: int, output_stride: int = 32, head_channels: int = 256,
-                head_num_convs: int = 1, head_kernel_size: int = 3, final_bias: float = RCE_FINAL_BIAS) -> PoseModel:
+                head_num_convs: int = 1, head_kernel_size: int = 3, final_bias: float = RCE_FINAL_BIAS,
+                final_kernel: int = 3, zero_init_residual: bool = False) -> PoseModel:
     body = build_backbone(backbone, output_stride)
+    if zero_init_residual:
+        if not hasattr(body, "zero_init_residual_"):
+            raise ConfigError(f"model {name}: zero_init_residual needs a ResNet backbone, not {backbone}")
+        body.zero_init_residual_()
     head = SubPixelHead(body.out_channels, num_keypoints, feature_stride=output_stride, out_stride=4,
                         num_convs=head_num_convs, channels=head_channels, kernel_size=head_kernel_size,
-                        final_bias=final_bias)
+                        final_bias=final_bias, final_kernel=final_kernel)
     return PoseModel(body, head, name, num_keypoints)
 
 

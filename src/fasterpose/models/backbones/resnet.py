@@ -127,6 +127,18 @@ class ResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def zero_init_residual_(self) -> None:
+        """Zero the last BatchNorm scale of every residual block (torchvision's ``zero_init_residual=True``).
+
+        Each block then starts as the identity, so an untrained network is effectively shallow and learns faster
+        from scratch (Goyal et al., 2017). Pretrained weights loaded afterwards overwrite it.
+        """
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
+            elif isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
     def _make_layer(self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int = 1,
                     dilate: bool = False) -> nn.Sequential:
         previous_dilation = self.dilation
