@@ -80,6 +80,11 @@ def test_wrong_types_name_key_and_expected_type(tmp_path: Path) -> None:
         load_config("synthetic_fasterpose_r18", ["data.input_size=[256]"])
     with pytest.raises(ConfigError, match=r"loss\.name must be one of rce, mse; got 'rcee'.*'rce'"):
         load_config("synthetic_fasterpose_r18", ["loss.name=rcee"])
+    with pytest.raises(ConfigError, match=r"train\.cpu_amp must be one of off, bf16, auto; got 'fp16'"):
+        load_config("synthetic_fasterpose_r18", ["train.cpu_amp=fp16"])
+    # YAML reads a bare off/on as a boolean: accepted for cpu_amp
+    assert load_config("synthetic_fasterpose_r18", ["train.cpu_amp=off"]).train.cpu_amp == "off"
+    assert load_config("synthetic_fasterpose_r18", ["train.cpu_amp=on"]).train.cpu_amp == "auto"
     with pytest.raises(ConfigError, match=r"not of the form key=value"):
         load_config("synthetic_fasterpose_r18", ["train.epochs"])
     bad = tmp_path / "bad.yaml"
@@ -149,3 +154,21 @@ def test_sharded_sampler_matches_one_process_and_resumes() -> None:
     ev = [ShardedBatchSampler(11, 4, rank=r, world_size=3, shuffle=False, drop_last=False) for r in range(3)]
     seen = sorted(i for s in ev for b in s for i in b)
     assert seen == list(range(11))
+
+
+def test_synthetic_difficulty_preset_and_generator_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """data.synthetic.difficulty picks SynthConfig.preset; generator overrides apply on top of it."""
+    from fasterpose.data import synthetic
+    from fasterpose.engine import trainer
+
+    seen = []
+    monkeypatch.setattr(synthetic, "ensure_synthetic_dataset", lambda *a, config=None, **k: seen.append(config))
+    for overrides in (["data.synthetic.difficulty=default"], ["data.synthetic.difficulty=easy"],
+                      ["data.synthetic.difficulty=easy", "data.synthetic.generator={max_persons: 1}"]):
+        trainer.synthetic_split(load_config("synthetic_fasterpose_r18", overrides), "train")
+    default, easy, easy1 = seen
+    assert default is None  # the generator's defaults: the same cache key as before presets were selectable
+    assert easy == synthetic.SynthConfig.preset("easy") and easy.max_persons == 2
+    assert easy1.max_persons == 1 and easy1.height_range == easy.height_range
+    with pytest.raises(ConfigError, match=r"data\.synthetic\.difficulty must be one of easy, default, hard"):
+        load_config("synthetic_fasterpose_r18", ["data.synthetic.difficulty=medium"])

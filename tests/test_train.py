@@ -98,6 +98,27 @@ def test_mse_checkpoints_decode_without_sigmoid(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "last.pt")["spec"]["heatmap_activation"] == "identity"
 
 
+def test_cpu_bf16_autocast_trains_fp32_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.cpu_amp=bf16: the forward pass runs in bfloat16, weights, optimizer state and checkpoint stay fp32."""
+    dtypes: list[torch.dtype] = []
+    build = trainer.build_model
+
+    def build_with_hook(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        model = build(*args, **kwargs)
+        model.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+        return model
+
+    monkeypatch.setattr(trainer, "build_model", build_with_hook)
+    cfg = tiny_config("train.cpu_amp=bf16", "train.epochs=1", "train.max_iters=2")
+    with restore_torch_state():
+        result = train(cfg, out=tmp_path, device="cpu")
+    assert dtypes == [torch.bfloat16, torch.bfloat16] and result.iterations == 2
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt["model"].values())
+    assert all(math.isfinite(r["loss"]) for r in result.history)
+    assert not trainer.cpu_bf16_enabled("off")
+
+
 class _NaNAfter(torch.nn.Module):
     """RCE loss that returns NaN from the ``n``-th call on (a diverged run)."""
 

@@ -70,8 +70,10 @@ class SyntheticConfig:
         train_images / val_images: number of generated images per split.
         train_seed / val_seed: generator seeds (different, so validation is held out).
         image_size: generated image size ``(height, width)``.
-        generator: :class:`fasterpose.data.synthetic.SynthConfig` overrides (content and difficulty knobs, e.g.
-            ``{max_persons: 2, occluder_prob: 0.0}``); empty: the generator's defaults.
+        difficulty: the generator preset (:meth:`fasterpose.data.synthetic.SynthConfig.preset`): ``"easy"``,
+            ``"default"`` or ``"hard"``.
+        generator: :class:`fasterpose.data.synthetic.SynthConfig` overrides applied on top of the preset (content
+            and difficulty knobs, e.g. ``{max_persons: 2, occluder_prob: 0.0}``); empty: the preset as is.
     """
 
     cache_dir: str | None = None
@@ -80,6 +82,7 @@ class SyntheticConfig:
     train_seed: int = 0
     val_seed: int = 1
     image_size: tuple[int, int] = (256, 256)
+    difficulty: str = "default"
     generator: dict[str, Any] = field(default_factory=dict)
 
 
@@ -163,6 +166,9 @@ class TrainConfig:
     batch_size: images per device (per process); the global batch is ``batch_size x world size``.
     workers: DataLoader worker processes per device (0 loads in the main process).
     amp: mixed precision (torch.autocast + GradScaler) on CUDA; ignored on CPU.
+    cpu_amp: bfloat16 autocast for training on CPU: ``"off"``, ``"bf16"``, or ``"auto"`` (bf16 when oneDNN
+        reports native bf16 support, i.e. AVX512-BF16 or AMX; about 1.5x faster training steps on such CPUs, and
+        slower than fp32 on CPUs without it). Weights, optimizer and loss stay fp32; evaluation runs in fp32.
     sync_bn: convert BatchNorm to SyncBatchNorm under DDP (CUDA only; BN statistics are per-process otherwise).
     freeze_bn: keep BatchNorm layers in eval mode (running statistics frozen, affine parameters trained).
     seed: seed of data order, augmentation and initialisation.
@@ -185,6 +191,7 @@ class TrainConfig:
     batch_size: int = 32
     workers: int = 4
     amp: bool = True
+    cpu_amp: str = "off"
     sync_bn: bool = False
     freeze_bn: bool = False
     seed: int = 0
@@ -255,7 +262,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("step", "cosine"),
     "train.progress": ("auto", "always", "never"),
+    "train.cpu_amp": ("off", "bf16", "auto"),
+    "data.synthetic.difficulty": ("easy", "default", "hard"),
     "eval.nms": ("oks", "soft", "none"),
+}
+
+# String settings whose choices YAML would read as booleans (``cpu_amp: off`` is ``False`` in YAML 1.1).
+BOOL_ALIASES: dict[str, dict[bool, str]] = {
+    "train.cpu_amp": {False: "off", True: "auto"},
 }
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -389,7 +403,10 @@ def _build(cls: type, d: Any, prefix: str, source: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, d[f.name] if d[f.name] is not None else {}, f"{key}.", source)
         else:
-            kwargs[f.name] = _coerce(d[f.name], tp, key, source)
+            value = d[f.name]
+            if isinstance(value, bool) and key in BOOL_ALIASES:  # YAML 1.1 reads a bare off/on/no/yes as a bool
+                value = BOOL_ALIASES[key][value]
+            kwargs[f.name] = _coerce(value, tp, key, source)
     try:
         obj = cls(**kwargs)
     except ValueError as e:  # a section's own validation (e.g. AugmentConfig probabilities)

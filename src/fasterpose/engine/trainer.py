@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class TrainResult:
     best_ap: float
     final_stats: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    cpu_bf16: bool = False
 
 
 # ------------------------------------------------------------------------------------------------ builders
@@ -120,7 +121,7 @@ def synthetic_split(cfg: Config, split: str) -> dict[str, Any]:
     s = cfg.data.synthetic
     n, seed = (s.train_images, s.train_seed) if split == "train" else (s.val_images, s.val_seed)
     cache = Path(s.cache_dir).expanduser() if s.cache_dir else None
-    generator = None
+    generator = None if s.difficulty == "default" else SynthConfig.preset(s.difficulty)
     if s.generator:
         known = set(SynthConfig.__dataclass_fields__)
         unknown = sorted(set(s.generator) - known)
@@ -130,7 +131,7 @@ def synthetic_split(cfg: Config, split: str) -> dict[str, Any]:
             raise ConfigError(f"data.synthetic.generator: unknown generator setting {unknown[0]!r}{hint}")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in s.generator.items()}
         try:
-            generator = SynthConfig(**kwargs)
+            generator = replace(generator or SynthConfig(), **kwargs)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"data.synthetic.generator: {e}") from None
     return ensure_synthetic_dataset(cache, split, num_images=n, seed=seed, size=s.image_size, config=generator)
@@ -259,6 +260,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     if resume_path is not None and not resume_path.is_file():
         raise CheckpointError(f"--resume: checkpoint {resume_path} does not exist")
     use_amp = cfg.train.amp and dev.type == "cuda"
+    cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -269,15 +271,28 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     else:  # rank 0 logs for everyone
         logging.getLogger("fasterpose").setLevel(logging.WARNING)
     try:
-        return _train(cfg, out_dir, resume_path, dist_info, use_amp, on_iteration)
+        return _train(cfg, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
     finally:
         if log_handler is not None:
             logging.getLogger("fasterpose").removeHandler(log_handler)
             log_handler.close()
 
 
+def cpu_bf16_enabled(mode: str) -> bool:
+    """Whether ``train.cpu_amp`` (``off`` / ``bf16`` / ``auto``) turns on bfloat16 autocast on this CPU."""
+    if mode == "off":
+        return False
+    supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if mode == "bf16" and not supported:
+        logger.warning("train.cpu_amp=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): this is usually "
+                       "slower than fp32; use train.cpu_amp=auto or off")
+    if mode == "auto" and supported:
+        logger.info("bfloat16 autocast on CPU (train.cpu_amp=auto; this CPU has native bf16)")
+    return mode == "bf16" or supported
+
+
 def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.DistInfo, use_amp: bool,
-           on_iteration: Callable[[int], None] | None) -> TrainResult:
+           on_iteration: Callable[[int], None] | None, cpu_bf16: bool = False) -> TrainResult:
     dev, main, world = dist_info.device, dist_info.is_main, dist_info.world_size
     t_cfg = cfg.train
 
@@ -402,7 +417,8 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
             images = batch["image"].to(dev, non_blocking=True)
             target = batch["target"].to(dev, non_blocking=True)
             weight = batch["target_weight"].to(dev, non_blocking=True)
-            with torch.autocast(device_type=dev.type, enabled=use_amp):
+            with torch.autocast(device_type=dev.type, enabled=use_amp or cpu_bf16,
+                                dtype=torch.bfloat16 if cpu_bf16 else None):
                 logits = model(images)
             loss = criterion(logits.float(), target, weight)
 
@@ -496,7 +512,7 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
         plot_curves(history, out_dir / "curves.png")
     D.barrier()
     return TrainResult(out_dir=out_dir, epochs=len(history), iterations=step, train_seconds=train_seconds,
-                       best_ap=best_ap, final_stats=final_stats, history=history)
+                       best_ap=best_ap, final_stats=final_stats, history=history, cpu_bf16=cpu_bf16)
 
 
 def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
