@@ -8,6 +8,7 @@ are identical; only the named factor changes:
 ``b``     FasterPose sub-pixel head (stride-32 feature), **MSE** loss, final bias 0 (the RCE prior bias is for RCE)
 ``c``     FasterPose sub-pixel head (stride-32 feature), RCE loss (final bias -4.6: sigmoid prior 0.01)
 ``d16``   ``c`` with a stride-16 feature (last ResNet stage dilated)
+``c_k1``  ``c`` with a 1x1 sub-pixel conv (``final_kernel=1``) instead of ESPCN's 3x3 (our head design choice)
 ``e_udp`` codec base + UDP (unbiased data processing: targets, crops and flip test); MSRA is the base itself
 ``e_dark`` codec base re-evaluated with DARK decoding instead of argmax + quarter shift (**no retraining**: the
           base variant's final checkpoints are decoded differently; the other decode is the base's own AP)
@@ -58,7 +59,7 @@ import numpy as np
 
 logger = logging.getLogger("ablation")
 
-DEFAULT_VARIANTS = ("a", "b", "c", "d16", "e_udp", "e_dark")
+DEFAULT_VARIANTS = ("a", "b", "c", "c_k1", "d16", "e_udp", "e_dark")
 CODEC_VARIANTS = ("e_udp", "e_dark")
 
 
@@ -72,6 +73,7 @@ class Variant:
         family: ``"simplebaseline"`` or ``"fasterpose"``; ``None`` for codec variants (the codec base's).
         loss: ``"mse"`` or ``"rce"``; ``None`` for codec variants.
         output_stride: backbone feature stride; ``None`` for codec variants.
+        final_kernel: kernel of the sub-pixel head's last conv (``None``: the model's default, 3).
         unbiased: UDP on/off (``None``: unchanged).
         decode: decoding override (``None``: unchanged).
         reeval: decode-only variant: re-evaluate the codec base's checkpoints instead of training.
@@ -82,6 +84,7 @@ class Variant:
     family: str | None = None
     loss: str | None = None
     output_stride: int | None = None
+    final_kernel: int | None = None
     unbiased: bool | None = None
     decode: str | None = None
     reeval: bool = False
@@ -92,6 +95,7 @@ VARIANTS: dict[str, Variant] = {v.key: v for v in (
     Variant("b", "sub-pixel head + MSE", "fasterpose", "mse", 32),
     Variant("c", "sub-pixel head + RCE (FasterPose)", "fasterpose", "rce", 32),
     Variant("d16", "sub-pixel head + RCE, stride-16 feature", "fasterpose", "rce", 16),
+    Variant("c_k1", "sub-pixel head (1x1 final conv) + RCE", "fasterpose", "rce", 32, final_kernel=1),
     Variant("e_udp", "codec base + UDP", unbiased=True),
     Variant("e_dark", "codec base + DARK decoding (re-evaluated)", decode="dark", reeval=True),
 )}
@@ -121,7 +125,7 @@ def variant_overrides(variant: Variant, base_model: str, base_kwargs: dict[str, 
 
     if variant.family is None:
         if codec_base is None or codec_base.family is None:
-            raise ValueError(f"variant {variant.key} needs a trained codec base variant (a, b, c or d16)")
+            raise ValueError(f"variant {variant.key} needs a trained codec base variant (a, b, c, c_k1 or d16)")
         out = variant_overrides(codec_base, base_model, base_kwargs)
         if variant.unbiased is not None:
             out.append(f"data.codec.unbiased={str(variant.unbiased).lower()}")
@@ -133,6 +137,8 @@ def variant_overrides(variant: Variant, base_model: str, base_kwargs: dict[str, 
     kwargs = {k: v for k, v in (base_kwargs or {}).items() if k in valid and k not in ("output_stride", "final_bias")}
     if variant.output_stride != 32:
         kwargs["output_stride"] = variant.output_stride
+    if variant.final_kernel is not None:
+        kwargs["final_kernel"] = variant.final_kernel
     if variant.family == "fasterpose" and variant.loss == "mse":
         kwargs["final_bias"] = 0.0  # the SubPixelHead default (-4.6) is the RCE prior; MSE regresses 0..1 from 0
     return [f"model.name={model}", f"model.kwargs={json.dumps(kwargs, sort_keys=True)}", f"loss.name={variant.loss}"]
@@ -180,11 +186,27 @@ def record_from_history(variant: str, seed: int, overrides: list[str], history: 
             "train_seconds": float(history[-1].get("train_seconds", 0.0)) if history else None, **extra}
 
 
+def run_fingerprint(config: str, overrides: list[str]) -> str:
+    """Hash of what a run trains: the resolved config (file contents + overrides) and the model's architecture.
+
+    Part of the cache key, so editing the config file or a model default (e.g. a head's kernel) retrains
+    instead of reusing a stale cached run.
+    """
+    import hashlib
+
+    from fasterpose.engine.config import load_config
+    from fasterpose.engine.trainer import build_model
+
+    cfg = load_config(config, overrides)
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str) + repr(build_model(cfg, pretrained=False))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def train_run(config: str, variant: str, seed: int, overrides: list[str], run_dir: Path, epochs: int,
               device: str, threads: int) -> dict[str, Any]:
     """Train one (variant, seed) in a subprocess unless cached; return its record (``status`` ok/failed)."""
     record_path = run_dir / "run.json"
-    request = {"config": config, "overrides": overrides}
+    request = {"config": config, "overrides": overrides, "fingerprint": run_fingerprint(config, overrides)}
     if record_path.is_file():
         rec = json.loads(record_path.read_text())
         if rec.get("status") == "ok" and rec.get("request") == request:
@@ -370,6 +392,7 @@ COMPARISONS = (
     ("claim 2, loss: MSE -> RCE (sub-pixel), mean AP over epochs", "b", "c", "ap_auc", False),
     ("claim 3, SimpleBaseline -> FasterPose (head + loss)", "a", "c", "final_ap", False),
     ("feature stride 32 -> 16 (sub-pixel + RCE)", "c", "d16", "final_ap", False),
+    ("sub-pixel conv 1x1 -> 3x3 (RCE)", "c_k1", "c", "final_ap", False),
     ("codec MSRA -> UDP", "@base", "e_udp", "final_ap", False),
     ("decode quarter -> DARK (same checkpoints)", "@base", "e_dark", "final_ap", True),
 )
@@ -551,7 +574,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs (default: the config's)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="extra override applied to every run (e.g. a smaller dataset for a smoke test)")
-    p.add_argument("--codec-base", default="c", help="variant the codec variants modify (a, b, c, d16 or auto)")
+    p.add_argument("--codec-base", default="c", help="variant the codec variants modify (a, b, c, c_k1, d16 or auto)")
     p.add_argument("--ap-threshold", type=float, default=0.01, help="AP threshold of 'epochs to reach'")
     p.add_argument("--out", default="docs/results", help="folder of the results (json, table, plots)")
     p.add_argument("--work-dir", default="runs/ablation", help="folder of the run folders (checkpoints, logs)")
@@ -604,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     codec_keys = [k for k in keys if VARIANTS[k].family is None]
     codec_base = args.codec_base if codec_keys else None
     if codec_base not in (None, "auto") and (codec_base not in VARIANTS or VARIANTS[codec_base].family is None):
-        raise SystemExit(f"--codec-base must be one of a, b, c, d16 or auto; got {codec_base}")
+        raise SystemExit(f"--codec-base must be one of a, b, c, c_k1, d16 or auto; got {codec_base}")
     if codec_base not in (None, "auto") and codec_base not in trained:
         trained.insert(0, codec_base)  # the codec variants need the base's runs (cached or trained now)
         keys.insert(0, codec_base)

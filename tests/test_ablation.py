@@ -121,9 +121,15 @@ def test_tables_and_plots(ab: Any, tmp_path: Path) -> None:
 
 
 def test_cached_run_is_not_retrained(ab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fasterpose.engine.config import CONFIG_DIR
+
+    cfg = tmp_path / "cfg.yaml"
+    text = (CONFIG_DIR / "synthetic_fasterpose_r18.yaml").read_text()
+    cfg.write_text(text)
     run_dir = tmp_path / "c" / "seed0"
     run_dir.mkdir(parents=True)
-    request = {"config": "cfg.yaml", "overrides": ["train.seed=0"]}
+    overrides = ["train.seed=0"]
+    request = {"config": str(cfg), "overrides": overrides, "fingerprint": ab.run_fingerprint(str(cfg), overrides)}
     rec = {**fake("c", 0, [0.3, 0.4]), "request": request}
     (run_dir / "run.json").write_text(json.dumps(rec))
 
@@ -131,7 +137,13 @@ def test_cached_run_is_not_retrained(ab: Any, tmp_path: Path, monkeypatch: pytes
         raise AssertionError("a cached run must not start a subprocess")
 
     monkeypatch.setattr(ab.subprocess, "run", boom)
-    assert ab.train_run("cfg.yaml", "c", 0, ["train.seed=0"], run_dir, 2, "cpu", 1)["final_ap"] == 0.4
+    assert ab.train_run(str(cfg), "c", 0, overrides, run_dir, 2, "cpu", 1)["final_ap"] == 0.4
     # different overrides: the cache does not apply, a subprocess is started
     with pytest.raises(AssertionError, match="cached run"):
-        ab.train_run("cfg.yaml", "c", 0, ["train.seed=1"], run_dir, 2, "cpu", 1)
+        ab.train_run(str(cfg), "c", 0, ["train.seed=1"], run_dir, 2, "cpu", 1)
+    # same name and overrides, but the config file's contents changed: retrained too
+    (run_dir / "run.json").write_text(json.dumps(rec))
+    cfg.write_text(text.replace("lr: 2.0e-3", "lr: 1.0e-3"))
+    assert "lr: 1.0e-3" in cfg.read_text()
+    with pytest.raises(AssertionError, match="cached run"):
+        ab.train_run(str(cfg), "c", 0, overrides, run_dir, 2, "cpu", 1)
