@@ -47,8 +47,8 @@ class SubPixelHead(nn.Module):
             RCE/sigmoid training; use ``0.0`` for MSE training on raw outputs.
         final_kernel: kernel of the conv to ``K*r*r`` channels (odd). ``1``: each ``r x r`` block of the heatmap is
             read from its own feature cell only. ``3`` (ESPCN's choice for its sub-pixel layer, and the registry's
-            default for ``fasterpose_*`` models): a block also sees its neighbours, so a Gaussian that straddles
-            two blocks is drawn from shared evidence; it costs ``9x`` the (small) final-layer MACs.
+            default for the ResNet ``fasterpose_*`` models): a block also sees its neighbours, so a Gaussian that
+            straddles two blocks is drawn from shared evidence; it costs ``9x`` the final layer's MACs.
 
     Shapes:
         ``forward``: ``(N, in_channels, H/s, W/s) -> (N, K, H/out_stride, W/out_stride)`` logits.
