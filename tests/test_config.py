@@ -99,6 +99,18 @@ def test_wrong_types_name_key_and_expected_type(tmp_path: Path) -> None:
         load_config(bad)
 
 
+def test_input_size_must_fit_the_feature_stride() -> None:
+    from fasterpose.engine.trainer import build_model
+
+    cfg = load_config("synthetic_fasterpose_r18", ["data.input_size=[240,144]"])
+    with pytest.raises(ConfigError, match=re.escape("data.input_size 240x144: fasterpose_r18 has a stride-32 feature "
+                                                    "map, so both sides must be multiples of 32")) as err:
+        build_model(cfg)
+    assert "--opt 'data.input_size=[256,160]'" in str(err.value)
+    s16 = load_config("synthetic_fasterpose_r18", ["data.input_size=[240,144]", "model.kwargs.output_stride=16"])
+    assert build_model(s16).feature_stride == 16  # 240 and 144 are multiples of 16
+
+
 def test_missing_file_is_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"does not exist.*Did you mean synthetic_fasterpose_r18"):
         load_config("synthetic_fasterpose_r81")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _engine_utils import restore_torch_state, tiny_config
+from _engine_utils import load_weights, max_abs_diff, restore_torch_state, tiny_config
 
 from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint
 from fasterpose.cli import main
@@ -117,6 +117,34 @@ def test_cpu_bf16_autocast_trains_fp32_weights(tmp_path: Path, monkeypatch: pyte
     assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt["model"].values())
     assert all(math.isfinite(r["loss"]) for r in result.history)
     assert not trainer.cpu_bf16_enabled("off")
+
+
+def test_channels_last_training_matches_contiguous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.channels_last=true: model and input in NHWC; same losses as NCHW up to summation order, and the
+    checkpoint loads into a plain (NCHW) model."""
+    formats: list[bool] = []
+    build = trainer.build_model
+
+    def build_with_hook(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        model = build(*args, **kwargs)
+        model.register_forward_pre_hook(
+            lambda module, inputs: formats.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+        return model
+
+    monkeypatch.setattr(trainer, "build_model", build_with_hook)
+    runs = {}
+    for flag in ("false", "true"):
+        formats.clear()
+        cfg = tiny_config(f"train.channels_last={flag}", "train.epochs=1", "train.max_iters=3", "train.log_every=1")
+        with restore_torch_state():
+            runs[flag] = train(cfg, out=tmp_path / flag, device="cpu")
+        assert formats == [flag == "true"] * 3
+    a, b = runs["false"].history[-1]["loss"], runs["true"].history[-1]["loss"]
+    assert a == pytest.approx(b, rel=1e-4)
+    model, _ = model_from_checkpoint(tmp_path / "true" / "last.pt")
+    ref = load_weights(tmp_path / "false" / "last.pt")
+    assert max_abs_diff(model.state_dict(), ref) < 1e-2  # Adam's first steps are ~lr-sized whatever the gradient
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 class _NaNAfter(torch.nn.Module):

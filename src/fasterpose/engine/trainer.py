@@ -91,8 +91,16 @@ def build_model(cfg: Config, pretrained: bool = True) -> torch.nn.Module:
     if weights and not Path(weights).expanduser().is_file():
         raise ConfigError(f"model.pretrained: {weights} does not exist; download the torchvision ImageNet "
                           f"checkpoint of the backbone or set --opt model.pretrained=null")
-    return create_model(cfg.model.name, num_keypoints=num_keypoints,
-                        pretrained=str(Path(weights).expanduser()) if weights else None, **cfg.model.kwargs)
+    model = create_model(cfg.model.name, num_keypoints=num_keypoints,
+                         pretrained=str(Path(weights).expanduser()) if weights else None, **cfg.model.kwargs)
+    stride = getattr(model, "feature_stride", 1)
+    h, w = cfg.data.input_size
+    if h % stride or w % stride:
+        fit = ",".join(str(max(stride, int(v / stride + 0.5) * stride)) for v in (h, w))
+        raise ConfigError(f"data.input_size {h}x{w}: {cfg.model.name} has a stride-{stride} feature map, so both "
+                          f"sides must be multiples of {stride} (heatmaps are input / 4 only then); e.g. "
+                          f"--opt 'data.input_size=[{fit}]'")
+    return model
 
 
 def build_loss(cfg: Config) -> torch.nn.Module:
@@ -323,6 +331,9 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
 
     # ---- model, loss, optimizer
     model = build_model(cfg, pretrained=resume_path is None).to(dev)
+    memory_format = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
+    if t_cfg.channels_last:
+        model = model.to(memory_format=memory_format)
     if t_cfg.sync_bn and world > 1:
         if dev.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -414,7 +425,7 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            images = batch["image"].to(dev, non_blocking=True)
+            images = batch["image"].to(dev, non_blocking=True).contiguous(memory_format=memory_format)
             target = batch["target"].to(dev, non_blocking=True)
             weight = batch["target_weight"].to(dev, non_blocking=True)
             with torch.autocast(device_type=dev.type, enabled=use_amp or cpu_bf16,
