@@ -102,7 +102,7 @@ def test_wrong_types_name_key_and_expected_type(tmp_path: Path) -> None:
 def test_input_size_must_fit_the_feature_stride() -> None:
     from fasterpose.engine.trainer import build_model
 
-    cfg = load_config("synthetic_fasterpose_r18", ["data.input_size=[240,144]"])
+    cfg = load_config("synthetic_fasterpose_r18", ["data.input_size=[240,144]", "model.kwargs.output_stride=32"])
     with pytest.raises(ConfigError, match=re.escape("data.input_size 240x144: fasterpose_r18 has a stride-32 feature "
                                                     "map, so both sides must be multiples of 32")) as err:
         build_model(cfg)

@@ -2,10 +2,11 @@
 
 1. generate the synthetic COCO-format dataset (cached; train split seed 0, held-out val split seed 1; the
    ``easy`` difficulty preset: 1-2 large figures per image, calm poses, little clutter);
-2. train a small FasterPose (shipped config ``synthetic_fasterpose_r18``: ResNet-18 from scratch, sub-pixel head,
-   RCE loss, 192x128 input, bfloat16 autocast where the CPU has native bf16) for a fixed time budget
-   (``--minutes``). The learning-rate schedule is defined over the *elapsed fraction of
-   the budget* (linear warmup, then cosine to zero), so a short run still anneals and a longer one uses its time;
+2. train a small FasterPose (shipped config ``synthetic_fasterpose_r18``: ResNet-18 from scratch, stride-16
+   feature, sub-pixel head, RCE loss, 192x128 input, bfloat16 autocast where the CPU has native bf16,
+   channels-last) for a fixed time budget (``--minutes``). The learning-rate schedule is defined over the
+   *elapsed fraction of the budget* (linear warmup, then cosine to zero), so a short run still anneals and a
+   longer one uses its time;
 3. evaluate COCO keypoint AP on the val split with pycocotools (ground-truth boxes, and the simulated detector's
    boxes), flip test, rescoring and OKS-NMS as in the paper;
 4. predict and draw skeletons on the real photos of ``tests/data/people`` (found next to the package in a clone);
