@@ -29,6 +29,7 @@ def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest
     for key in ("ap", "ap50", "train_seconds", "output_dir", "checkpoint", "params_m", "gmacs", "latency_ms_per_crop"):
         assert key in report, key
     assert 0.0 <= report["ap"] <= 1.0 and report["train_seconds"] >= 3.0 and report["iterations"] >= 1
+    assert report["feature_stride"] == 16 and report["input_size"] == [64, 64]  # the demo config's stride, TINY's size
     assert Path(report["output_dir"]) == out
     assert json.loads((out / "report.json").read_text())["ap"] == report["ap"]
     for name in ("last.pt", "config.yaml", "metrics.jsonl", "curves.png", "val_results.json"):

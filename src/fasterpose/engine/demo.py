@@ -122,7 +122,8 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         "ap": stats["AP"], "ap50": stats["AP50"], "ap75": stats["AP75"], "ar": stats["AR"],
         "ap_detector_boxes": evals["det"]["AP"],
         "stats": {k: v for k, v in stats.items() if k not in ("metric", "num_persons", "seconds")},
-        "model": spec.model_name, "input_size": [h, w], "loss": cfg.loss.name, "bf16_autocast": result.cpu_bf16,
+        "model": spec.model_name, "feature_stride": int(getattr(model, "feature_stride", 32)), "input_size": [h, w],
+        "loss": cfg.loss.name, "bf16_autocast": result.cpu_bf16,
         "params_m": round(params / 1e6, 3), "gmacs": round(float(gmacs), 3),
         "latency_ms_per_crop": round(latency_ms, 2),
         "threads": threads, "minutes": minutes, "train_seconds": round(result.train_seconds, 1),
@@ -199,7 +200,8 @@ def format_report(report: dict[str, Any]) -> str:
     h, w = report["input_size"]
     lines = [
         "",
-        f"FasterPose demo: {report['model']} {h}x{w}, {report['loss'].upper()} loss, trained "
+        f"FasterPose demo: {report['model']} {h}x{w} (stride-{report.get('feature_stride', 32)} feature), "
+        f"{report['loss'].upper()} loss, trained "
         f"{report['train_seconds']:.0f} s on {report['threads']} CPU thread(s)"
         + (" (bfloat16 autocast)" if report.get("bf16_autocast") else ""),
         "",
