@@ -170,7 +170,7 @@ class TrainConfig:
         reports native bf16 support, i.e. AVX512-BF16 or AMX; about 1.5x faster training steps on such CPUs, and
         slower than fp32 on CPUs without it). Weights, optimizer and loss stay fp32; evaluation runs in fp32.
     channels_last: train with the model and its input in ``torch.channels_last`` memory format (NHWC), which
-        oneDNN and cuDNN convolutions prefer (about 5% more images/s for ResNet-18 with bf16 on the 2-core CPU).
+        oneDNN and cuDNN convolutions prefer (4-5% more images/s for ResNet-18 with bf16 on the 2-core CPU).
         Numerics differ from NCHW only by floating-point summation order.
     sync_bn: convert BatchNorm to SyncBatchNorm under DDP (CUDA only; BN statistics are per-process otherwise).
     freeze_bn: keep BatchNorm layers in eval mode (running statistics frozen, affine parameters trained).
