@@ -31,8 +31,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SMALL = (64, 32)  # smallest input valid for stride 32: LR feature 2x1, heatmaps 16x8
 
 EXPECTED_MODELS = {
-    "fasterpose_r18", "fasterpose_r34", "fasterpose_r50", "fasterpose_r101", "fasterpose_r152", "fasterpose_mbv2",
-    "fasterpose_shufflev2", "simplebaseline_r18", "simplebaseline_r34", "simplebaseline_r50",
+    "fasterpose_r18", "fasterpose_r18_l3", "fasterpose_r34", "fasterpose_r50", "fasterpose_r101", "fasterpose_r152",
+    "fasterpose_mbv2", "fasterpose_shufflev2", "simplebaseline_r18", "simplebaseline_r34", "simplebaseline_r50",
     "simplebaseline_r101", "simplebaseline_r152",
 }
 
@@ -101,6 +101,33 @@ def test_load_pretrained_round_trip(tmp_path: Path, wrapper: str | None, prefix:
     for key, value in src.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[key], value), key
     assert sorted(load_pretrained(build_backbone("resnet18"), path)) == ["fc.bias", "fc.weight"]
+    # a 3-stage trunk (fasterpose_r18_l3) takes the same file: stages 1-3 load, layer4 is not part of it
+    l3 = create_model("fasterpose_r18_l3", pretrained=path)
+    assert not hasattr(l3.backbone, "layer4")
+    for key, value in l3.backbone.state_dict().items():
+        assert torch.equal(value, src.state_dict()[key]), key
+    ignored = load_pretrained(build_backbone("resnet18", 16, num_stages=3), path)
+    assert "fc.weight" in ignored and all(k.startswith(("fc.", "layer4.")) for k in ignored) and len(ignored) > 2
+
+
+def test_three_stage_resnet_variant() -> None:
+    """fasterpose_r18_l3: ResNet-18 up to layer3 (stride 16, 256 channels); half the MACs of fasterpose_r18 at
+    stride 16, by hand: the dilated layer4 of ResNet-18 at a 12x8 grid is 2 blocks of 2 3x3 convs 512->512 (one
+    256->512) plus a 1x1 downsample 256->512 = 0.805 GMACs of the 1.62, and the head's 1x1 reduction takes 256
+    instead of 512 channels."""
+    model = create_model("fasterpose_r18_l3")
+    assert model.feature_stride == 16 and model.backbone.out_channels == 256 and model.backbone.num_stages == 3
+    assert model(torch.randn(1, 3, 192, 128)).shape == (1, 17, 48, 32)
+    full = create_model("fasterpose_r18", output_stride=16)
+    cells = 12 * 8
+    layer4 = cells * 9 * (256 * 512 + 3 * 512 * 512) + cells * 256 * 512
+    head_in = cells * (512 - 256) * 256  # the head's 1x1 reduction: 512 -> 256 vs 256 -> 256
+    expected = count_gmacs(full, (192, 128)) - (layer4 + head_in) / 1e9
+    assert count_gmacs(model, (192, 128)) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ConfigError, match="stride 16"):
+        create_model("fasterpose_r18_l3", output_stride=32)
+    with pytest.raises(ConfigError, match="ResNet"):
+        create_model("fasterpose_mbv2", num_stages=3)
 
 
 def test_load_pretrained_without_num_batches_tracked(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ Each variant is a small function registered with :func:`register_model` (timm st
 - ``fasterpose_*``: backbone stride-32 (or 16) feature -> :class:`~fasterpose.models.heads.SubPixelHead`.
   Overrides: ``output_stride`` (32/16), ``head_channels``, ``head_num_convs``, ``head_kernel_size``, ``final_bias``,
   ``final_kernel`` (3: ESPCN's 3x3 sub-pixel conv, the default on ResNets; 1: per-cell 1x1, the default on
-  MobileNetV2/ShuffleNetV2), ``zero_init_residual`` (ResNet backbones).
+  MobileNetV2/ShuffleNetV2), ``zero_init_residual`` and ``num_stages`` (ResNet backbones; 3 ends the trunk after
+  ``layer3``, a stride-16 feature: ``fasterpose_r18_l3``).
 - ``simplebaseline_*``: ResNet -> :class:`~fasterpose.models.heads.DeconvHead` (3 deconvs at stride 32, 2 at 16).
   Overrides: ``output_stride``, ``head_channels``, ``head_num_deconv``, ``head_kernel_size``, ``final_bias``.
 """
@@ -61,7 +62,7 @@ class ModelInfo:
 
 
 _FASTERPOSE_OVERRIDES = ("output_stride", "head_channels", "head_num_convs", "head_kernel_size", "final_bias",
-                         "final_kernel", "zero_init_residual")
+                         "final_kernel", "zero_init_residual", "num_stages")
 _SIMPLEBASELINE_OVERRIDES = ("output_stride", "head_channels", "head_num_deconv", "head_kernel_size", "final_bias")
 _FAMILIES = {"fasterpose": ("SubPixelHead", _FASTERPOSE_OVERRIDES),
              "simplebaseline": ("DeconvHead", _SIMPLEBASELINE_OVERRIDES)}
@@ -95,13 +96,20 @@ def _check_overrides(name: str, overrides: dict[str, Any], valid: tuple[str, ...
 
 def _fasterpose(name: str, backbone: str, num_keypoints: int, output_stride: int = 32, head_channels: int = 256,
                 head_num_convs: int = 1, head_kernel_size: int = 3, final_bias: float = RCE_FINAL_BIAS,
-                final_kernel: int | None = None, zero_init_residual: bool = False) -> PoseModel:
+                final_kernel: int | None = None, zero_init_residual: bool = False, num_stages: int = 4) -> PoseModel:
     if final_kernel is None:
         # ResNets: ESPCN's 3x3 sub-pixel conv (+2.6% MACs on R50 at 256x192, clearly faster learning from scratch).
         # Light backbones: 1x1, since a 3x3 conv to K*r*r channels would add 35-55% to their MACs and double their
         # parameters, and it did not help ShuffleNetV2 in our one CPU trial (docs/results.md).
         final_kernel = 3 if backbone.startswith("resnet") else 1
-    body = build_backbone(backbone, output_stride)
+    if num_stages not in (3, 4):
+        raise ConfigError(f"model {name}: num_stages must be 3 or 4, got {num_stages!r}")
+    if num_stages == 3 and not backbone.startswith("resnet"):
+        raise ConfigError(f"model {name}: num_stages=3 needs a ResNet backbone, not {backbone}")
+    if num_stages == 3 and output_stride != 16:
+        raise ConfigError(f"model {name}: a 3-stage ResNet has output stride 16, not {output_stride}; "
+                          "drop output_stride or set it to 16")
+    body = build_backbone(backbone, output_stride, num_stages=num_stages)
     if zero_init_residual:
         if not hasattr(body, "zero_init_residual_"):
             raise ConfigError(f"model {name}: zero_init_residual needs a ResNet backbone, not {backbone}")
@@ -138,6 +146,17 @@ def _build(family: str, name: str, backbone: str, num_keypoints: int, overrides:
 def fasterpose_r18(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
     """FasterPose, ResNet-18 stride-32 feature, sub-pixel head (r=8)."""
     return _build("fasterpose", "fasterpose_r18", "resnet18", num_keypoints, overrides)
+
+
+@register_model("fasterpose", "resnet18")
+def fasterpose_r18_l3(num_keypoints: int = 17, **overrides: Any) -> PoseModel:
+    """FasterPose, ResNet-18 cut after layer3 (stride-16 feature, 256 ch), sub-pixel head (r=4)."""
+    # The paper's thesis pushed one step further: the deep, expensive stage buys little. At 192x128 it costs half the
+    # MACs of fasterpose_r18 at stride 16 (whose dilated layer4 runs at stride 16); the CPU demo's recipe where the
+    # CPU has no native bf16 (docs/results.md).
+    overrides.setdefault("output_stride", 16)
+    overrides.setdefault("num_stages", 3)
+    return _build("fasterpose", "fasterpose_r18_l3", "resnet18", num_keypoints, overrides)
 
 
 @register_model("fasterpose", "resnet34")

@@ -55,10 +55,17 @@ _WRAPPER_PREFIXES = ("module.",)  # DataParallel / DDP
 _MAX_LISTED = 12
 
 
-def build_backbone(name: str, output_stride: int = 32) -> nn.Module:
-    """Create a backbone by its torchvision name (``resnet50``, ``mobilenet_v2``, ``shufflenet_v2_x1_0``, ...)."""
+def build_backbone(name: str, output_stride: int = 32, num_stages: int = 4) -> nn.Module:
+    """Create a backbone by its torchvision name (``resnet50``, ``mobilenet_v2``, ``shufflenet_v2_x1_0``, ...).
+
+    ``num_stages=3`` (ResNets only) ends the trunk after ``layer3`` (stride 16), see :class:`ResNet`.
+    """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    if num_stages != 4:
+        if not name.startswith("resnet"):
+            raise ValueError(f"num_stages={num_stages} needs a ResNet backbone, not {name}")
+        return ResNet(int(name[len("resnet"):]), output_stride, num_stages=num_stages)
     return BACKBONES[name](output_stride)
 
 
@@ -98,7 +105,7 @@ def load_pretrained(backbone: nn.Module, path: str | os.PathLike) -> list[str]:
         path: the checkpoint file, e.g. ``resnet50-0676ba61.pth`` from ``download.pytorch.org``.
 
     Returns:
-        The checkpoint keys that were ignored (classifier weights).
+        The checkpoint keys that were ignored (classifier weights; ``layer4.*`` for a 3-stage ResNet).
 
     Raises:
         CheckpointError: the file is missing or unreadable, or its keys/shapes do not fit the backbone; the message
@@ -115,7 +122,9 @@ def load_pretrained(backbone: nn.Module, path: str | os.PathLike) -> list[str]:
         raise CheckpointError(f"pretrained backbone checkpoint {path} could not be read as a weights file "
                               f"({type(e).__name__}: {e}); pass a torchvision ImageNet state_dict (.pth)") from e
     state = _extract_state_dict(obj, path)
-    ignored = [k for k in state if k.startswith(_CLASSIFIER_PREFIXES)]
+    # The classifier, and the stages a truncated trunk does not have (a 3-stage ResNet has no layer4).
+    dropped = _CLASSIFIER_PREFIXES + (("layer4.",) if getattr(backbone, "num_stages", 4) == 3 else ())
+    ignored = [k for k in state if k.startswith(dropped)]
     for k in ignored:
         del state[k]
 
@@ -138,5 +147,5 @@ def load_pretrained(backbone: nn.Module, path: str | os.PathLike) -> list[str]:
         raise CheckpointError(f"pretrained backbone checkpoint {path} does not fit {type(backbone).__name__} "
                               f"({'; '.join(parts)}); is it the torchvision checkpoint of the same architecture?")
     backbone.load_state_dict(state, strict=True)
-    logger.info("loaded pretrained backbone weights from %s (ignored %d classifier keys)", path, len(ignored))
+    logger.info("loaded pretrained backbone weights from %s (ignored %d classifier/unused keys)", path, len(ignored))
     return ignored

@@ -90,24 +90,34 @@ class ResNet(nn.Module):
         depth: 18, 34, 50, 101 or 152.
         output_stride: 32 (default) or 16. With 16, ``layer4`` keeps the resolution and uses dilation 2, exactly
             like torchvision's ``replace_stride_with_dilation=[False, False, True]``.
+        num_stages: 4 (default) or 3. With 3 the trunk ends after ``layer3`` (no ``layer4`` at all): a stride-16
+            feature of 256 (BasicBlock) or 1024 (Bottleneck) channels. It drops the most expensive part of a
+            stride-16 ResNet (the dilated ``layer4`` is half of ResNet-18's MACs at stride 16); ImageNet weights
+            still load (``layer4.*`` is ignored). ``output_stride`` must then be 16.
 
     Attributes:
-        out_channels: channels of the returned feature (512 for ResNet-18/34, 2048 otherwise).
+        out_channels: channels of the returned feature (512 for ResNet-18/34, 2048 otherwise; 256 / 1024 with
+            ``num_stages=3``).
         output_stride: input size / feature size.
 
     Shapes:
         ``forward``: ``(N, 3, H, W) -> (N, out_channels, H / output_stride, W / output_stride)``.
     """
 
-    def __init__(self, depth: int = 50, output_stride: int = 32) -> None:
+    def __init__(self, depth: int = 50, output_stride: int = 32, num_stages: int = 4) -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_SPECS)}, got {depth}")
         if output_stride not in (16, 32):
             raise ValueError(f"ResNet output_stride must be 16 or 32, got {output_stride}")
+        if num_stages not in (3, 4):
+            raise ValueError(f"ResNet num_stages must be 3 or 4, got {num_stages}")
+        if num_stages == 3 and output_stride != 16:
+            raise ValueError("a 3-stage ResNet (no layer4) has output stride 16; pass output_stride=16")
         block, layers = RESNET_SPECS[depth]
         self.depth = depth
         self.output_stride = output_stride
+        self.num_stages = num_stages
         self.inplanes = 64
         self.dilation = 1
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -117,8 +127,9 @@ class ResNet(nn.Module):
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dilate=output_stride == 16)
-        self.out_channels = 512 * block.expansion
+        if num_stages == 4:
+            self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dilate=output_stride == 16)
+        self.out_channels = (512 if num_stages == 4 else 256) * block.expansion
         # torchvision's initialisation, so an untrained backbone behaves like torchvision's.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -156,5 +167,5 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer3(self.layer2(self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))))
+        return self.layer4(x) if self.num_stages == 4 else x
