@@ -16,9 +16,11 @@ from fasterpose import create_model  # noqa: E402
 from fasterpose.checkpoint import model_from_checkpoint, save_checkpoint  # noqa: E402
 from fasterpose.cli import main  # noqa: E402
 from fasterpose.codec import HeatmapCodec  # noqa: E402
-from fasterpose.deploy.export import ExportError, export_onnx, ort_session, run_session  # noqa: E402
-from fasterpose.deploy.predictor import SPEC_METADATA_KEY, Predictor  # noqa: E402
-from fasterpose.deploy.quantize import collect_crops, compare_heatmaps  # noqa: E402
+from fasterpose.deploy.crops import collect_crops  # noqa: E402
+from fasterpose.deploy.export import ExportError, export_onnx  # noqa: E402
+from fasterpose.deploy.onnx_io import SPEC_METADATA_KEY, ort_session, run_session  # noqa: E402
+from fasterpose.deploy.predictor import Predictor  # noqa: E402
+from fasterpose.deploy.quantize import compare_heatmaps  # noqa: E402
 from fasterpose.errors import CheckpointError, DataError  # noqa: E402
 from fasterpose.keypoints import COCO17  # noqa: E402
 from fasterpose.spec import PoseSpec  # noqa: E402
@@ -190,3 +192,69 @@ def test_int8_keeps_heatmap_peaks(peaky_ckpt, coco_crops, tmp_path, capsys):
     people = Predictor(int8, backend="onnxruntime", threads=1)(np.zeros((200, 100, 3), np.uint8), [[10, 10, 80, 180]])
     assert people[0]["keypoints"].shape == (17, 3)
 
+
+
+# --- int8 on a CPU without VNNI, emulated -----------------------------------------------------------------------------
+
+_EMULATED_RUN = """
+import json, sys
+import numpy as np
+from fasterpose.cpu import cpu_info
+from fasterpose.deploy.onnx_io import ort_session, run_session
+crops = np.load(sys.argv[1])
+models = json.loads(sys.argv[2])
+out = {name: run_session(ort_session(path, threads=1), crops).tolist() for name, path in models.items()}
+print(json.dumps({"cpu": cpu_info(), "heatmaps": out}))
+"""
+
+
+def _qemu() -> str | None:
+    import platform
+    import shutil
+
+    return shutil.which("qemu-x86_64") if platform.machine().lower() in ("x86_64", "amd64") else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_qemu() is None, reason="needs Debian's qemu-user on x86-64 (apt-get install qemu-user) to run "
+                    "onnxruntime under an emulated AVX2 CPU without AVX-512 or VNNI")
+def test_int8_default_scheme_is_accurate_without_vnni(peaky_ckpt, coco_crops, tmp_path):
+    """The default int8 file, run where onnxruntime takes its AVX2 u8 x s8 kernel (vpmaddubsw, 16-bit pair sums).
+
+    ``qemu-x86_64 -cpu Haswell`` reports AVX2 without AVX-512 or VNNI through CPUID, so onnxruntime picks the kernels
+    of such a CPU whatever machine the test runs on. With 7-bit weights (``u8s8_7bit``) no pair sum can saturate
+    (255 * 63 * 2 = 32130 < 32767): the emulated int8 heatmaps must match the natively computed ones as closely as
+    fp32 rounding allows, so the peaks agree with fp32 as well as on a VNNI CPU. Full 8-bit weights (``u8s8``) do
+    saturate there, which is what makes this test able to fail: their emulated logits must be visibly worse.
+    """
+    import subprocess
+    import sys
+
+    from fasterpose.deploy.quantize import quantize_onnx
+
+    fp32 = tmp_path / "fp32.onnx"
+    export_onnx(peaky_ckpt, fp32, parity_inputs=coco_crops[:2])
+    calib = collect_crops(PEOPLE, _spec(), max_crops=16)[0]
+    models = {"fp32": fp32}
+    for scheme in ("u8s8_7bit", "u8s8"):
+        models[scheme] = tmp_path / f"{scheme}.onnx"
+        quantize_onnx(fp32, models[scheme], calib, scheme=scheme)
+    crops = coco_crops[:4]
+    np.save(tmp_path / "crops.npy", crops)
+    proc = subprocess.run([_qemu(), "-cpu", "Haswell", sys.executable, "-c", _EMULATED_RUN, str(tmp_path / "crops.npy"),
+                           json.dumps({k: str(v) for k, v in models.items()})], capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    cpu = result["cpu"]
+    assert cpu["avx2"] and not cpu["avx512"] and not cpu["vnni"], cpu  # the emulation is what it claims to be
+    emulated = {k: np.asarray(v, np.float32) for k, v in result["heatmaps"].items()}
+    native = {k: run_session(ort_session(p, threads=1), crops) for k, p in models.items()}
+    seven_bit = compare_heatmaps(emulated["fp32"], emulated["u8s8_7bit"])
+    eight_bit = compare_heatmaps(emulated["fp32"], emulated["u8s8"])
+    # The same int8 arithmetic on both kernels: integer sums are exact, only the float requantisation between layers
+    # may round differently, so the emulated and native int8 logits agree closely and so do their peaks.
+    same = compare_heatmaps(native["u8s8_7bit"], emulated["u8s8_7bit"])
+    assert same["correlation"] >= 0.999 and same["peak_agreement"] >= 0.95, same
+    assert seven_bit["correlation"] >= 0.99, seven_bit
+    assert eight_bit["correlation"] < seven_bit["correlation"], (eight_bit, seven_bit)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..deploy.quantize import DEFAULT_SCHEME, SCHEMES
 from ..errors import CheckpointError, DataError
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-image-root", metavar="DIR",
                         help="image folder of a --calib json (default: its folder)")
     parser.add_argument("--calib-size", type=int, default=300, help="number of calibration crops (default 300)")
-    parser.add_argument("--activations", choices=("quint8", "qint8"), default="quint8",
-                        help="int8 activation type (default quint8 = U8S8, fastest on x86 with VNNI)")
+    parser.add_argument("--int8-scheme", choices=tuple(SCHEMES), default=DEFAULT_SCHEME,
+                        help=f"int8 types (default {DEFAULT_SCHEME}: uint8 activations, int8 weights limited to 7 "
+                             "bits, accurate on every x86 CPU; u8s8 uses 8-bit weights, which saturate on CPUs "
+                             "without VNNI); see docs/choices.md")
     parser.add_argument("--parity-data", metavar="DATA",
                         help="images for the parity check (json or folder like --calib; default: --calib, else the "
                              "packaged sample photos or synthetic images)")
@@ -54,8 +57,8 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
     """Predict every GT person box of ``ann_file`` with an exported model; COCO results (raw box/keypoint scores)."""
     import cv2
 
+    from ..deploy.crops import coco_person_boxes
     from ..deploy.predictor import Predictor
-    from ..deploy.quantize import coco_person_boxes
     from ..evaluation.coco import make_results
 
     predictor = Predictor(onnx_path, backend="onnxruntime")
@@ -76,8 +79,10 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
-    from ..deploy.export import export_onnx, ort_session, run_session
-    from ..deploy.quantize import collect_crops, compare_heatmaps, default_parity_crops, quantize_onnx
+    from ..deploy.crops import collect_crops, default_parity_crops
+    from ..deploy.export import export_onnx
+    from ..deploy.onnx_io import ort_session, run_session
+    from ..deploy.quantize import compare_heatmaps, quantize_onnx
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         if args.int8:
             # The int8 model is written to a temporary file first: it only replaces --out when everything succeeded.
             int8_tmp = Path(tmpdir) / "int8.onnx"
-            report["int8"] = quantize_onnx(fp32_path, int8_tmp, calib, activation_type=args.activations,
+            report["int8"] = quantize_onnx(fp32_path, int8_tmp, calib, scheme=args.int8_scheme,
                                            calib_description=calib_desc)
             # Peak agreement on real crops: the --eval annotations' GT persons when given (not used for calibration),
             # else the calibration crops themselves.

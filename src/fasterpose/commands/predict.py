@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _list_images(folder: Path) -> list[Path]:
-    from ..deploy.quantize import IMAGE_SUFFIXES
+    from ..deploy.crops import IMAGE_SUFFIXES
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -109,7 +109,7 @@ class _Boxes:
             self.dets = read_detections(args.boxes, score_thr=args.det_thr)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
         elif self.mode == "hog":
-            from ..deploy.quantize import hog_people_boxes
+            from ..deploy.crops import hog_people_boxes
 
             hog_people_boxes(np.zeros((128, 64, 3), np.uint8))  # fails early with a clear error without HOG
 
@@ -137,7 +137,7 @@ class _Boxes:
             return np.asarray(match_detections(self.dets, int(image_id)), dtype=np.float64).reshape(-1, 5)
         if self.mode == "full":
             return np.array([[0.0, 0.0, image.shape[1], image.shape[0], 1.0]])
-        from ..deploy.quantize import hog_people_boxes
+        from ..deploy.crops import hog_people_boxes
 
         boxes = hog_people_boxes(image)
         return boxes[boxes[:, 4] >= self.det_thr]

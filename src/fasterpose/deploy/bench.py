@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cpu import cpu_info
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -39,16 +39,6 @@ __all__ = ["run_benchmark", "format_table", "ROW_KEYS"]
 ROW_KEYS = ("model", "backend", "precision", "threads", "batch", "input_size", "median_ms", "p90_ms", "params",
             "gmacs", "gflops_per_s", "speedup_vs_torch", "preprocess_ms_per_person", "postprocess_ms_per_person",
             "calibration")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _prepost_runners(input_size: tuple[int, int], num_keypoints: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -87,7 +77,7 @@ def run_benchmark(
     checkpoint: str | os.PathLike | None = None,
     calib: str | os.PathLike | None = None,
     calib_size: int = 32,
-    activation_type: str = "quint8",
+    int8_scheme: str = "u8s8_7bit",
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Measure every (model, backend, precision) combination interleaved in this process.
@@ -104,19 +94,22 @@ def run_benchmark(
         checkpoint: benchmark this checkpoint's model instead of random-init ``models``.
         calib: real calibration data for int8 (COCO keypoints json or image folder); default random inputs.
         calib_size: number of calibration inputs.
-        activation_type: int8 activation type (``"quint8"`` or ``"qint8"``).
+        int8_scheme: int8 scheme (:data:`fasterpose.deploy.quantize.SCHEMES`).
         seed: seed of weights and inputs.
 
     Returns:
-        One dict per row with the keys in :data:`ROW_KEYS` (and ``cpu``, ``versions``).
+        One dict per row with the keys in :data:`ROW_KEYS` (and ``cpu``, ``cpu_class``, ``cpu_isa``: the
+        instruction sets that decide onnxruntime's and PyTorch's kernels, see :mod:`fasterpose.cpu`; ``versions``).
     """
     import onnxruntime as ort
     import torch
 
     from ..models import count_gmacs, count_params, create_model
     from ..spec import PoseSpec
-    from .export import export_onnx, ort_session
-    from .quantize import collect_crops, quantize_onnx
+    from .crops import collect_crops
+    from .export import export_onnx
+    from .onnx_io import ort_session
+    from .quantize import quantize_onnx
 
     backends = tuple(backends)
     unknown = set(backends) - {"torch", "onnxruntime"}
@@ -176,7 +169,7 @@ def run_benchmark(
                         crops = rng.normal(0, 1, (calib_size, 3, h, w)).astype(np.float32)
                         desc = cal_note = "random inputs"
                     q = Path(tmpdir) / f"{name}_int8.onnx"
-                    quantize_onnx(fp32, q, crops, activation_type=activation_type, calib_description=desc)
+                    quantize_onnx(fp32, q, crops, scheme=int8_scheme, calib_description=desc)
                     qs = ort_session(q, threads=threads)
                     entries.append({**info, "backend": "onnxruntime", "precision": "int8", "calibration": cal_note,
                                     "run": lambda s=qs: s.run(None, {"images": x_np})})
@@ -201,6 +194,7 @@ def run_benchmark(
     versions = {"torch": torch.__version__, "onnxruntime": ort.__version__}
     rows = []
     torch_median: dict[str, float] = {}
+    cpu = cpu_info()
     for e, t in zip(entries, times):
         ms = 1e3 * np.asarray(t)
         row = {k: v for k, v in e.items() if k != "run"}
@@ -211,7 +205,9 @@ def run_benchmark(
         row["postprocess_ms_per_person"] = round(post_ms, 3)
         row.setdefault("calibration", None)
         row["repeats"] = repeats
-        row["cpu"] = _cpu_name()
+        row["cpu"] = cpu["model"]
+        row["cpu_class"] = cpu["class"]
+        row["cpu_isa"] = {k: cpu[k] for k in ("avx2", "avx512", "vnni", "native_bf16", "amx")}
         row["versions"] = versions
         if row["backend"] == "torch":
             torch_median[row["model"]] = row["median_ms"]
@@ -239,5 +235,6 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(f"Per person at {r['input_size'][0]}x{r['input_size'][1]}: pre-processing (crop + normalize) "
                      f"{r['preprocess_ms_per_person']:.3f} ms, post-processing (sigmoid + decode + map back) "
                      f"{r['postprocess_ms_per_person']:.3f} ms. {r['repeats']} interleaved repetitions on "
-                     f"{r['cpu']}; torch {r['versions']['torch']}, onnxruntime {r['versions']['onnxruntime']}.")
+                     f"{r['cpu']} [{r.get('cpu_class', '?')}]; torch {r['versions']['torch']}, onnxruntime "
+                     f"{r['versions']['onnxruntime']}.")
     return "\n".join(lines)

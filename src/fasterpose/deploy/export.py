@@ -17,7 +17,6 @@ no file is left behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -26,16 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from ..errors import CheckpointError, FasterPoseError
 from ..io_utils import atomic_path
-from ..keypoints import get_keypoint_set
 from ..spec import PoseSpec
-from .predictor import SPEC_METADATA_KEY, run_session
+from .crops import default_parity_crops
+from .onnx_io import SPEC_METADATA_KEY, add_metadata, ort_session, run_session
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExportError", "export_onnx", "add_metadata", "ort_session", "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME"]
+# add_metadata, ort_session, run_session and SPEC_METADATA_KEY live in .onnx_io; imported here for callers that
+# know them from this module.
+__all__ = ["ExportError", "export_onnx", "add_metadata", "ort_session", "run_session", "SPEC_METADATA_KEY",
+           "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME"]
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "images"
@@ -45,42 +46,6 @@ PARITY_ATOL = 1e-4
 
 class ExportError(FasterPoseError):
     """The exported model failed the ONNX checker or does not reproduce the PyTorch outputs."""
-
-
-def add_metadata(model_proto: Any, spec: PoseSpec, precision: str = "fp32", extra: dict[str, str] | None = None
-                 ) -> None:
-    """Write the spec, keypoint names, version and precision into an ``onnx.ModelProto``'s metadata_props."""
-    kset = get_keypoint_set(spec.keypoint_set)
-    entries = {
-        SPEC_METADATA_KEY: spec.to_json(),
-        "keypoint_set": kset.name,
-        "keypoint_names": json.dumps(list(kset.names)),
-        "fasterpose_version": __version__,
-        "precision": precision,
-        **(extra or {}),
-    }
-    existing = {p.key: p for p in model_proto.metadata_props}
-    for key, value in entries.items():
-        if key in existing:
-            existing[key].value = value
-        else:
-            prop = model_proto.metadata_props.add()
-            prop.key, prop.value = key, value
-
-
-def ort_session(path: str | os.PathLike, threads: int | None = None, optimize: bool = True) -> Any:
-    """An onnxruntime CPU session with sequential execution (``threads`` intra-op threads if given)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
-                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # errors only: QDQ graphs log harmless "Removing initializer" warnings
-    if threads is not None:
-        opts.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _load(model: Any, spec: PoseSpec | None) -> tuple[Any, PoseSpec]:
@@ -118,7 +83,7 @@ def export_onnx(
         opset: ONNX opset (>= 17).
         dynamic_batch: make the batch dimension dynamic (default: fixed batch 1).
         parity_inputs: ``(N, 3, H, W)`` float32 normalised crops for the parity check; default: real crops from
-            :func:`fasterpose.deploy.quantize.default_parity_crops`.
+            :func:`fasterpose.deploy.crops.default_parity_crops`.
         parity_source: description of ``parity_inputs`` for the report.
         atol: maximum allowed absolute difference of the logits.
 
@@ -138,8 +103,6 @@ def export_onnx(
     net = net.cpu().eval()
     h, w = spec.input_size
     if parity_inputs is None:
-        from .quantize import default_parity_crops
-
         parity_inputs, parity_source = default_parity_crops(spec)
     parity_inputs = np.ascontiguousarray(parity_inputs, dtype=np.float32)
     if parity_inputs.ndim != 4 or parity_inputs.shape[1:] != (3, h, w):

@@ -42,27 +42,14 @@ from ..errors import CheckpointError, DataError
 from ..geometry import box_to_center_scale, crop_person, crop_to_image, flip_image, normalize_crop
 from ..keypoints import KeypointSet, get_keypoint_set
 from ..spec import PoseSpec
+from .onnx_io import SPEC_METADATA_KEY, ort_session, read_onnx_spec, run_session
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Predictor", "SPEC_METADATA_KEY", "read_onnx_spec", "clip_boxes", "BACKENDS"]
+__all__ = ["Predictor", "SPEC_METADATA_KEY", "read_onnx_spec", "run_session", "clip_boxes", "BACKENDS"]
 
-SPEC_METADATA_KEY = "fasterpose_spec"
 BACKENDS = ("torch", "onnxruntime")
 _PADDING = 1.25
-
-
-def read_onnx_spec(metadata: dict[str, str], path: str | os.PathLike) -> PoseSpec:
-    """The :class:`PoseSpec` stored in an exported model's metadata (``custom_metadata_map`` / metadata_props)."""
-    text = metadata.get(SPEC_METADATA_KEY)
-    if text is None:
-        raise CheckpointError(f"ONNX model {path} has no {SPEC_METADATA_KEY!r} metadata; it was not written by "
-                              "`fasterpose export`. Re-export it with `fasterpose export --checkpoint CKPT --out ...`")
-    try:
-        return PoseSpec.from_json(text)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"ONNX model {path}: metadata {SPEC_METADATA_KEY!r} is not a valid PoseSpec ({e}); "
-                              "re-export it with this fasterpose version") from e
 
 
 def clip_boxes(boxes: np.ndarray, image_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -210,18 +197,11 @@ class Predictor:
             import onnxruntime as ort
         except ImportError as e:
             raise CheckpointError("the onnxruntime backend needs onnxruntime: pip install 'fasterpose[deploy]'") from e
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # errors only: QDQ graphs log harmless "Removing initializer" warnings
-        if self.threads is not None:
-            opts.intra_op_num_threads = int(self.threads)
         providers = ["CPUExecutionProvider"]
         if self.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=providers)
+            self._session = ort_session(path, threads=self.threads, providers=providers)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for unreadable models
             raise CheckpointError(f"onnxruntime could not load {path} ({type(e).__name__}: {e}); "
                                   "is it a complete ONNX file written by `fasterpose export`?") from e
@@ -336,20 +316,3 @@ class Predictor:
     def __repr__(self) -> str:
         return (f"Predictor(model={self.spec.model_name}, backend={self.backend}, input_size={self.input_size}, "
                 f"keypoint_set={self.keypoint_set.name}, flip_test={self.flip_test}, threads={self.threads})")
-
-
-def run_session(session: Any, inputs: np.ndarray) -> np.ndarray:
-    """Run an exported model on ``(N, 3, H, W)`` inputs, looping when its batch size is fixed."""
-    inp = session.get_inputs()[0]
-    batch = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-    if batch is None:
-        return session.run(None, {inp.name: inputs})[0]
-    outs = []
-    for start in range(0, len(inputs), batch):
-        chunk = inputs[start:start + batch]
-        n = len(chunk)
-        if n < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), np.float32)])
-        outs.append(session.run(None, {inp.name: chunk})[0][:n])
-    return np.concatenate(outs)
