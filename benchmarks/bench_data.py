@@ -26,6 +26,7 @@ import torch
 
 from fasterpose import geometry
 from fasterpose.codec import HeatmapCodec
+from fasterpose.cpu import cpu_info, format_cpu
 from fasterpose.data import AugmentConfig, CocoKeypoints
 from fasterpose.data.coco import IMREAD_FLAGS
 from fasterpose.io_utils import atomic_write_json
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": str(COCO_ANN.relative_to(ROOT)),
         "results": rows,
         "stages_ms": {k: round(v, 4) for k, v in stages.items()},
+        "cpu": cpu_info(), "cpu_label": format_cpu(),
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
                     "opencv": cv2.__version__, "numpy": np.__version__},
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nInit with {li['annotations']} annotations over {li['images']} images ({li['json_mb']} MB json): "
               f"{li['init_seconds']:.2f} s")
     atomic_write_json(args.out, result, indent=2)
+    print(f"CPU: {format_cpu()}")
     print(f"\nwrote {args.out}")
     return 0
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pycocotools
 
+from fasterpose.cpu import cpu_info, format_cpu
 from fasterpose.evaluation import evaluate_keypoints, load_coco, make_results
 from fasterpose.io_utils import atomic_write_json
 
@@ -128,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             "steps": [{"step": name, "n": n, "seconds": round(t, 4), "note": note} for name, n, t, note in rows],
             "stats_oks_nms": stats,
             "stats_no_nms": stats_all,
+            "cpu": cpu_info(), "cpu_label": format_cpu(),
             "env": {"python": platform.python_version(), "numpy": np.__version__,
                     "pycocotools": getattr(pycocotools, "__version__", "unknown"), "cpus": os.cpu_count(),
                     "machine": platform.machine()},
         }, indent=2)
-        print(f"\nwrote {args.out}")
+        print(f"CPU: {format_cpu()}")
+    print(f"\nwrote {args.out}")
     return 0
 
 

@@ -121,9 +121,12 @@ def main() -> int:
               f"throughput, {ratio['peak_rss_fasterpose_over_simplebaseline']:.2f}x peak RSS, "
               f"{ratio['training_rss_fasterpose_over_simplebaseline']:.2f}x training memory")
 
+    from fasterpose.cpu import cpu_info, format_cpu
     from fasterpose.io_utils import atomic_write_json
 
+    print(f"CPU: {format_cpu()}")
     atomic_write_json(args.out, {
+        "cpu": cpu_info(), "cpu_label": format_cpu(),
         "benchmark": "train_step_cpu", "batch": args.batch, "input_size": list(size), "iters": args.iters,
         "warmup": args.warmup, "results": rows, "ratio": ratio, "torch": rows[0]["torch"],
         "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),

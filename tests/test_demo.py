@@ -30,6 +30,13 @@ def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest
         assert key in report, key
     assert 0.0 <= report["ap"] <= 1.0 and report["train_seconds"] >= 3.0 and report["iterations"] >= 1
     assert report["feature_stride"] == 16 and report["input_size"] == [64, 64]  # the demo config's stride, TINY's size
+    # the recipe follows the CPU, and the report says which CPU class it saw
+    assert report["recipe"] in ("bf16", "fp32") and report["cpu_label"] and "class" in report["cpu"]
+    assert report["model"] == {"bf16": "fasterpose_r18", "fp32": "fasterpose_r18_l3"}[report["recipe"]]
+    assert report["bf16_autocast"] == (report["recipe"] == "bf16")
+    # what the model learned: val predictions beside the ground truth
+    picture = Path(report["val_picture"])
+    assert picture == out / "val_predictions.jpg" and picture.stat().st_size > 1000
     assert Path(report["output_dir"]) == out
     assert json.loads((out / "report.json").read_text())["ap"] == report["ap"]
     for name in ("last.pt", "config.yaml", "metrics.jsonl", "curves.png", "val_results.json"):
@@ -39,6 +46,7 @@ def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest
     drawn = sorted(Path(p).name for p in report["drawn_images"])
     assert drawn == ["astronaut.jpg", "basketball1.jpg", "basketball2.jpg", "messi5.jpg"]
     assert all((out / "people" / n).stat().st_size > 1000 for n in drawn)
+    assert "outside the training domain" in report["people_note"]
     # the demo's checkpoint works with eval --checkpoint and nothing else
     assert main(["eval", "--checkpoint", report["checkpoint"], "--json", "--no-flip"]) == 0
     assert json.loads(capsys.readouterr().out)["metric"] == "AP"
@@ -57,6 +65,24 @@ def test_demo_human_report(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
     text = capsys.readouterr().out
     assert "COCO keypoint AP (held-out synthetic val, GT boxes)" in text
     assert "tests/data/people not found" in text and str(tmp_path / "last.pt") in text
+    assert "CPU" in text and "recipe" in text and "val_predictions.jpg" in text
+
+
+def test_demo_recipe_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 recipe only where the CPU has native bfloat16; the lighter fp32 recipe elsewhere; --recipe overrides."""
+    import fasterpose.cpu
+    from fasterpose.engine.demo import RECIPES, choose_recipe
+    from fasterpose.errors import ConfigError
+
+    monkeypatch.setattr(fasterpose.cpu, "native_bf16", lambda: True)
+    assert choose_recipe()[0] == "bf16"
+    monkeypatch.setattr(fasterpose.cpu, "native_bf16", lambda: False)
+    name, reason = choose_recipe()
+    assert name == "fp32" and "no native bfloat16" in reason
+    assert "model.name=fasterpose_r18_l3" in RECIPES["fp32"] and "train.cpu_amp=off" in RECIPES["fp32"]
+    assert choose_recipe("bf16") == ("bf16", "chosen with --recipe")
+    with pytest.raises(ConfigError, match="--recipe"):
+        choose_recipe("fp16")
 
 
 def test_demo_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="override the demo config (synthetic_fasterpose_r18), e.g. "
                              "--opt model.name=fasterpose_mbv2 (repeatable)")
+    parser.add_argument("--recipe", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="training recipe: auto (default) picks bf16 on CPUs with native bfloat16 (AVX512-BF16, "
+                             "AMX) and fp32 (a lighter ResNet-18 cut after layer3) elsewhere")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--minutes must be positive, got {args.minutes}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    report = run_demo(minutes=args.minutes, out_dir=args.out, threads=args.threads, overrides=args.opt)
+    report = run_demo(minutes=args.minutes, out_dir=args.out, threads=args.threads, overrides=args.opt,
+                      recipe=args.recipe)
     print(json.dumps(report) if args.json else format_report(report))
     return 0

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 check, check_desc = calib, f"the calibration crops ({calib_desc})"
             ref = run_session(ort_session(fp32_path), check)
             got = run_session(ort_session(int8_tmp), check)
-            report["int8_vs_fp32"] = compare_heatmaps(ref, got)
+            report["int8_vs_fp32"] = compare_heatmaps(ref, got, activation=spec.heatmap_activation)
             report["int8_vs_fp32"].update(crops=len(check), source=check_desc)
             agree = report["int8_vs_fp32"]["peak_agreement"]
             if agree < 0.95:
@@ -171,8 +171,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"parity fp32 ONNX vs PyTorch: max |logit diff| {e['max_abs_diff']:.2e} on {e['parity_source']}")
     if args.int8:
         c = report["int8_vs_fp32"]
-        print(f"int8 vs fp32 on {c['source']}: heatmap peak agreement {100 * c['peak_agreement']:.1f}% "
-              f"(within 1 px {100 * c['peak_agreement_1px']:.1f}%), logit correlation {c['correlation']:.4f}")
+        conf = c["peak_agreement_confident"]
+        conf_text = f"{100 * conf:.1f}% of {c['confident_keypoints']}" if conf is not None else "none"
+        print(f"int8 ({report['int8']['scheme']}) vs fp32 on {c['source']}: heatmap peak agreement "
+              f"{100 * c['peak_agreement']:.1f}% (within 1 px {100 * c['peak_agreement_1px']:.1f}%, confident "
+              f"keypoints {conf_text}), logit correlation {c['correlation']:.4f}")
     if "eval" in report:
         ap32 = report["eval"]["fp32"]["AP"]
         line = f"COCO AP on GT boxes of {args.eval_ann}: fp32 {ap32:.4f}"

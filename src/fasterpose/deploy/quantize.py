@@ -187,15 +187,32 @@ def peak_agreement(reference: np.ndarray, other: np.ndarray, tolerance: int = 0)
     return float(np.mean(dist <= tolerance))
 
 
-def compare_heatmaps(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+def compare_heatmaps(reference: np.ndarray, other: np.ndarray, activation: str = "sigmoid",
+                     confident: float = 0.5) -> dict[str, float]:
     """Agreement statistics between fp32 and int8 heatmap logits ``(N, K, h, w)``.
 
+    Args:
+        reference: the fp32 logits.
+        other: the int8 logits.
+        activation: the model's heatmap activation (``"sigmoid"`` or ``"identity"``), to find confident keypoints.
+        confident: a keypoint is confident when its fp32 peak (after the activation) is at least this.
+
     Returns:
-        ``peak_agreement`` (identical argmax), ``peak_agreement_1px`` (within one heatmap pixel), ``correlation``
-        (Pearson over all logits) and ``max_abs_diff``.
+        ``peak_agreement`` (identical argmax), ``peak_agreement_1px`` (within one heatmap pixel),
+        ``peak_agreement_confident`` (identical argmax among the confident keypoints; ``None`` if there are none),
+        ``confident_keypoints``, ``correlation`` (Pearson over all logits) and ``max_abs_diff``.
     """
     a = reference.astype(np.float64).ravel()
     b = other.astype(np.float64).ravel()
     corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
-    return {"peak_agreement": peak_agreement(reference, other), "peak_agreement_1px": peak_agreement(
-        reference, other, tolerance=1), "correlation": corr, "max_abs_diff": float(np.max(np.abs(a - b)))}
+    n, k = reference.shape[:2]
+    ref, got = reference.reshape(n, k, -1), other.reshape(n, k, -1)
+    peak = ref.max(-1).astype(np.float64)
+    if activation == "sigmoid":
+        peak = 1.0 / (1.0 + np.exp(-peak))
+    mask = peak >= confident
+    same = ref.argmax(-1) == got.argmax(-1)
+    return {"peak_agreement": peak_agreement(reference, other),
+            "peak_agreement_1px": peak_agreement(reference, other, tolerance=1),
+            "peak_agreement_confident": float(same[mask].mean()) if mask.any() else None,
+            "confident_keypoints": int(mask.sum()), "correlation": corr, "max_abs_diff": float(np.max(np.abs(a - b)))}

@@ -32,6 +32,32 @@ logger = logging.getLogger(__name__)
 
 DEMO_CONFIG = "synthetic_fasterpose_r18"
 PEOPLE_IMAGES = ("messi5.jpg", "basketball1.png", "basketball2.png", "astronaut.png")
+OUT_OF_DOMAIN = "outside the training domain: this model has seen only synthetic figures"
+
+# The demo's recipes: config overrides on top of DEMO_CONFIG, chosen by what the CPU can do (``--recipe``).
+# "bf16": CPUs with native bfloat16 (AVX512-BF16 / AMX): ResNet-18 with its dilated layer4 (stride-16 feature),
+#         bf16 autocast; AP 0.746-0.759 in six 5-minute runs on a 2-core Zen 4 (docs/results.md).
+# "fp32": every other CPU (AVX2-only, AVX-512 without BF16, ARM): fp32 there, and bf16 emulation would be 4x slower.
+#         ResNet-18 cut after layer3 (fasterpose_r18_l3): half the MACs, twice the updates in the same 5 minutes.
+RECIPES: dict[str, list[str]] = {
+    "bf16": ["train.cpu_amp=auto"],
+    "fp32": ["model.name=fasterpose_r18_l3", "train.cpu_amp=off"],
+}
+
+
+def choose_recipe(recipe: str = "auto") -> tuple[str, str]:
+    """``(recipe name, reason)``: ``"bf16"`` where the CPU executes bfloat16 natively, else ``"fp32"``."""
+    from ..cpu import cpu_class, native_bf16
+
+    if recipe != "auto":
+        if recipe not in RECIPES:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--recipe must be auto, {', '.join(RECIPES)}; got {recipe!r}")
+        return recipe, "chosen with --recipe"
+    if native_bf16():
+        return "bf16", f"this CPU has native bfloat16 ({cpu_class()})"
+    return "fp32", f"this CPU has no native bfloat16 ({cpu_class()})"
 
 
 def find_people_dir() -> Path | None:
@@ -47,7 +73,7 @@ def find_people_dir() -> Path | None:
 
 
 def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", threads: int | None = None,
-             overrides: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
+             overrides: list[str] | None = None, device: str = "cpu", recipe: str = "auto") -> dict[str, Any]:
     """Run the demo and return its report (also written to ``<out_dir>/report.json``).
 
     Args:
@@ -56,9 +82,11 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         threads: torch threads (``None``: torch's default, one per physical core).
         overrides: extra ``key=value`` config overrides.
         device: ``"cpu"`` (the point of the demo) or ``"cuda"``.
+        recipe: ``"auto"`` (by the CPU, :func:`choose_recipe`), or one of :data:`RECIPES`.
     """
     import torch
 
+    from ..cpu import cpu_info, format_cpu
     from ..evaluation.inference import evaluate_dataset
     from ..keypoints import get_keypoint_set
     from ..models.complexity import count_gmacs, count_params
@@ -71,10 +99,12 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     budget = max(float(minutes), 0.0) * 60.0
+    recipe, recipe_reason = choose_recipe(recipe)
+    logger.info("CPU: %s; recipe %r (%s)", format_cpu(), recipe, recipe_reason)
     cfg = load_config(DEMO_CONFIG, [
         f"train.time_budget_s={budget}", "train.epochs=100000", "train.val_every=0", f"train.threads={threads}",
         "train.checkpoint_every_iters=100", f"train.output_dir={out}", "train.plot=true",
-        *(overrides or []),
+        *RECIPES[recipe], *(overrides or []),
     ])
 
     # 1. data
@@ -115,7 +145,9 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
     gmacs = count_gmacs(model, (h, w))
     latency_ms = _latency_ms(model, (h, w))
 
-    # 5. skeletons on real photos
+    # 5. what the model learned: held-out val images, prediction beside the ground truth; then real photos, marked
+    #    as outside the training domain
+    val_picture = _draw_val_predictions(val_info, out / "val_results.json", kset, out / "val_predictions.jpg")
     drawn, people_note = _draw_people(checkpoint, out / "people", threads)
 
     report = {
@@ -124,6 +156,7 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         "stats": {k: v for k, v in stats.items() if k not in ("metric", "num_persons", "seconds")},
         "model": spec.model_name, "feature_stride": model.feature_stride, "input_size": [h, w],
         "loss": cfg.loss.name, "bf16_autocast": result.cpu_bf16,
+        "recipe": recipe, "recipe_reason": recipe_reason, "cpu": cpu_info(), "cpu_label": format_cpu(),
         "params_m": round(params / 1e6, 3), "gmacs": round(float(gmacs), 3),
         "latency_ms_per_crop": round(latency_ms, 2),
         "threads": threads, "minutes": minutes, "train_seconds": round(result.train_seconds, 1),
@@ -133,6 +166,7 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         "synthetic_difficulty": cfg.data.synthetic.difficulty,
         "train_images": train_info["num_images"], "train_persons": train_info["num_persons"],
         "val_images": val_info["num_images"], "val_persons": val_info["num_persons"],
+        "val_annotations": str(val_info["annotations"]), "val_picture": str(val_picture),
         "output_dir": str(out), "checkpoint": str(checkpoint), "drawn_images": [str(p) for p in drawn],
         "people_note": people_note,
     }
@@ -155,6 +189,66 @@ def _latency_ms(model: Any, input_size: tuple[int, int], repeats: int = 20) -> f
             if i >= 3:
                 times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times))
+
+
+def _draw_val_predictions(val_info: dict[str, Any], results_path: Path, kset: Any, path: Path,
+                          num_images: int = 8, score_thr: float = 0.3) -> Path:
+    """A grid of held-out val images: the model's poses (left) beside the ground truth (right), written to ``path``.
+
+    Predictions are the evaluated results (GT boxes, flip test), persons with a score of at least ``score_thr``;
+    keypoints are drawn above 0.3, the ground truth where labelled.
+    """
+    import json
+
+    import cv2
+
+    from ..visualize import draw_poses
+
+    gt = json.loads(Path(val_info["annotations"]).read_text())
+    results = json.loads(results_path.read_text())
+    k = kset.num_keypoints
+    tiles = []
+    for img in gt["images"][:num_images]:
+        image = cv2.imread(str(Path(val_info["images"]) / img["file_name"]), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        pred = [np.asarray(r["keypoints"], np.float64).reshape(k, 3) for r in results
+                if r["image_id"] == img["id"] and r["score"] >= score_thr]
+        true = [np.asarray(a["keypoints"], np.float64).reshape(k, 3) for a in gt["annotations"]
+                if a["image_id"] == img["id"] and a.get("num_keypoints", 0) > 0]
+        true = [np.concatenate([t[:, :2], (t[:, 2:] > 0).astype(np.float64)], 1) for t in true]
+        pair = []
+        for label, poses in (("prediction", pred), ("ground truth", true)):
+            tile = draw_poses(image, np.stack(poses) if poses else np.zeros((0, k, 3)), kset, kpt_thr=0.3)
+            cv2.rectangle(tile, (0, 0), (tile.shape[1], 18), (0, 0, 0), -1)
+            cv2.putText(tile, label, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            pair.append(tile)
+        tiles.append(np.concatenate(pair, axis=1))
+    if not tiles:
+        raise OSError(f"could not read the val images in {val_info['images']}")
+    cols = 2
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    grid = np.concatenate(rows, axis=0)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), grid):
+            raise OSError(f"could not write {path}")
+    return path
+
+
+def _mark_out_of_domain(image: np.ndarray) -> np.ndarray:
+    """A banner across the top of a drawn real photo saying that it lies outside the training domain."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (text_w, text_h), _ = cv2.getTextSize(OUT_OF_DOMAIN, font, 1.0, 1)
+    scale = min(0.9, 0.96 * image.shape[1] / text_w)  # the whole sentence fits the width
+    thick = max(1, int(round(scale * 1.5)))
+    height = int(text_h * scale) + 10
+    cv2.rectangle(image, (0, 0), (image.shape[1], height), (0, 0, 160), -1)
+    cv2.putText(image, OUT_OF_DOMAIN, (6, height - 5), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return image
 
 
 def _draw_people(checkpoint: Path, out_dir: Path, threads: int) -> tuple[list[Path], str]:
@@ -183,15 +277,15 @@ def _draw_people(checkpoint: Path, out_dir: Path, threads: int) -> tuple[list[Pa
         poses = predictor(image, boxes)
         k = predictor.keypoint_set.num_keypoints
         kpts = np.stack([p["keypoints"] for p in poses]) if poses else np.zeros((0, k, 3))
-        drawn = draw_poses(image, kpts, predictor.keypoint_set, kpt_thr=0.3,
-                           boxes=boxes[:, :4] if len(boxes) else None)
+        drawn = _mark_out_of_domain(draw_poses(image, kpts, predictor.keypoint_set, kpt_thr=0.3,
+                                               boxes=boxes[:, :4] if len(boxes) else None))
         path = out_dir / f"{Path(name).stem}.jpg"
         with atomic_path(path) as tmp:
             if not cv2.imwrite(str(tmp), drawn):
                 raise OSError(f"could not write {path}")
         written.append(path)
-    note = (f"skeletons predicted on {len(written)} real photos from {people} (a model trained only on synthetic "
-            "figures: expect rough poses)")
+    note = (f"skeletons on {len(written)} real photos from {people}: {OUT_OF_DOMAIN} (expect missing and wrong "
+            "limbs; the val picture shows what it learned)")
     return written, note
 
 
@@ -203,7 +297,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"FasterPose demo: {report['model']} {h}x{w} (stride-{report.get('feature_stride', 32)} feature), "
         f"{report['loss'].upper()} loss, trained "
         f"{report['train_seconds']:.0f} s on {report['threads']} CPU thread(s)"
-        + (" (bfloat16 autocast)" if report.get("bf16_autocast") else ""),
+        + (" (bfloat16 autocast)" if report.get("bf16_autocast") else " (fp32)"),
+        f"  CPU                     : {report.get('cpu_label', '?')}",
+        f"  recipe                  : {report.get('recipe', '?')!r} ({report.get('recipe_reason', '')})",
         "",
         f"  COCO keypoint AP (held-out synthetic val, GT boxes) : {report['ap']:.3f}   AP50 {report['ap50']:.3f}   "
         f"AP75 {report['ap75']:.3f}   AR {report['ar']:.3f}",
@@ -220,10 +316,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"  outputs                 : {report['output_dir']}",
         f"    checkpoint            : {report['checkpoint']}",
     ]
+    if report.get("val_picture"):
+        lines.append(f"    val predictions       : {report['val_picture']} (prediction beside ground truth, "
+                     "held-out synthetic val)")
     for p in report["drawn_images"]:
-        lines.append(f"    skeletons             : {p}")
-    if not report["drawn_images"]:
-        lines.append(f"    note                  : {report['people_note']}")
+        lines.append(f"    real photos           : {p}")
+    lines.append(f"    note                  : {report['people_note']}")
     lines += [
         "",
         "  next: fasterpose eval --checkpoint " + report["checkpoint"],
