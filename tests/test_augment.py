@@ -37,12 +37,16 @@ def test_scale_rotation_ranges_and_rates() -> None:
     out = [random_scale_rotation(base, cfg, rng) for _ in range(4000)]
     factors = np.array([s[0] / 150.0 for s, _ in out])
     rots = np.array([r for _, r in out])
+    # The factor is clipped in float64, then 150 * factor is rounded to float32 (u = 6e-8): <= 1.35 * 1.2e-7 off.
     assert factors.min() >= 0.65 - 1e-6 and factors.max() <= 1.35 + 1e-6
+    # Bernoulli(0.6) rate over 4000 seeded draws: standard error sqrt(0.24 / 4000) = 0.008, so 0.03 is ~4 sigma.
     assert abs(np.mean(rots != 0) - 0.6) < 0.03
-    assert np.abs(rots).max() <= 90.0 and np.abs(rots).max() > 45.0  # clipped at 2 * rf, reaches beyond rf
+    assert np.abs(rots).max() <= 90.0 and np.abs(rots).max() > 45.0  # clipped at 2 * rf (np.clip is exact)
     assert all(s.dtype == np.float32 for s, _ in out[:5])
     uni = AugmentConfig(rotation_dist="uniform", rotation_prob=1.0)
     rots_u = np.array([random_scale_rotation(base, uni, rng)[1] for _ in range(4000)])
+    # rf * erf(.) never exceeds rf; the sample std of 4000 uniform draws has a relative standard error of
+    # sqrt((9/5 - 1) / (4 * 4000)) = 0.7%, so rel=0.05 is ~7 sigma (statistics, not round-off).
     assert np.abs(rots_u).max() <= 45.0 and np.std(rots_u) == pytest.approx(45 / np.sqrt(3), rel=0.05)
     # Switched off: identity, but the same number of draws (the following draws do not move).
     off = AugmentConfig.none()
@@ -67,13 +71,16 @@ def test_half_body_on_real_person() -> None:
     for seed in range(40):
         center, scale = half_body_transform(kp, vis, COCO17, 0.75, np.random.default_rng(seed))
         assert center.dtype == np.float32 and scale.shape == (2,)
-        assert scale[0] / scale[1] == pytest.approx(0.75, rel=1e-5)
+        assert scale[0] / scale[1] == pytest.approx(0.75, rel=1e-5)  # float32: 3 roundings of u = 6e-8 each
         for part, idx in (("upper", upper), ("lower", lower)):
             pts = kp[idx]
+            # float32 means of <= 12 points (|x| < 640 px) summed in another order: <= 11 * u * 640 = 4e-4 apart;
+            # the upper- and lower-body centres are tens of pixels apart.
             if np.allclose(center, pts.mean(axis=0), atol=1e-3):
                 seen.add(part)
                 tight = pts.max(axis=0) - pts.min(axis=0)
-                assert np.all(scale >= tight * 1.5 - 1e-3)  # the padded box contains the half body
+                # The padded box contains the half body; 1e-3 covers float32 rounding of values < 1000 (ulp 6e-5).
+                assert np.all(scale >= tight * 1.5 - 1e-3)
     assert seen == {"upper", "lower"}
     # Fewer than 2 selected keypoints: no box.
     only_one = np.zeros(17)
@@ -88,6 +95,6 @@ def test_color_jitter() -> None:
     assert out.dtype == np.uint8 and out.shape == img.shape and not np.array_equal(out, img)
     np.testing.assert_array_equal(out, color_jitter(img, np.random.default_rng(3), 0.4, 0.4, 0.4))
     same = color_jitter(img, np.random.default_rng(3), 0.0, 0.0, 0.0)
-    assert np.abs(same.astype(int) - img).max() <= 1
+    assert np.abs(same.astype(int) - img).max() <= 1  # factors 1.0: at most one uint8 rounding step per blend
     grey = np.full((8, 8, 3), 100, np.uint8)
     assert np.all(color_jitter(grey, np.random.default_rng(0), 0.0, 0.5, 0.5) == 100)  # no contrast/colour to change

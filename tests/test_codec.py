@@ -65,7 +65,8 @@ def test_classic_encoding_peaks_at_rounded_position():
     for hm, (x, y) in zip(heatmaps, [(13, 18), (25, 8)]):
         assert np.unravel_index(hm.argmax(), hm.shape) == (y, x)
         assert hm[y, x] == 1.0 and hm.max() == 1.0 and hm.min() == 0.0
-        # Symmetric around the integer centre, exp(-d^2 / 8) at distance d, cut beyond 3 sigma = 6 pixels.
+        # Symmetric around the integer centre, exp(-d^2 / 8) at distance d, cut beyond 3 sigma = 6 pixels. The float64
+        # exp is rounded to float32 once (rel. 6e-8), well inside approx's default rel=1e-6.
         assert hm[y, x - 1] == hm[y, x + 1] == pytest.approx(np.exp(-1 / 8))
         assert hm[y, x + 6] == pytest.approx(np.exp(-36 / 8)) and hm[y, x + 7] == 0.0
         assert hm[y + 6, x - 6] > 0 and hm[y - 7, x] == 0.0
@@ -79,6 +80,7 @@ def test_unbiased_encoding_is_centred_at_sub_pixel_position():
     ys, xs = np.mgrid[:64, :48]
     window = (np.abs(xs - round(mx)) <= 6) & (np.abs(ys - round(my)) <= 6)  # around the rounded position
     expected = np.exp(-((xs - mx) ** 2 + (ys - my) ** 2) / 8) * window
+    # Values in [0, 1]: two float64 -> float32 roundings and one float32 product, <= 3 * 6e-8 = 1.8e-7 absolute.
     np.testing.assert_allclose(heatmaps[0], expected, atol=1e-6)
     assert weight[0] == 1 and heatmaps.max() < 1.0
 
@@ -109,12 +111,15 @@ def test_target_weight_unlabelled_and_outside():
 
 def test_dark_round_trip_on_unbiased_targets():
     err = _round_trip_error(HeatmapCodec(unbiased=True, decode="dark"))
+    # Method error of DARK's Taylor step (measured 0.014 heatmap px); float32 blur round-off moves it by ~1e-5.
     assert err.max() < 0.05, err.max()
 
 
 def test_quarter_round_trip_on_unbiased_targets():
     quarter = _round_trip_error(HeatmapCodec(unbiased=True, decode="quarter"))
     argmax = _round_trip_error(HeatmapCodec(unbiased=True, decode="argmax"))
+    # Discrete bounds in stride units (errors are divided by 4, the UDP factor is 191/47 = 4.06 input px): argmax
+    # <= 0.5 * 4.06 / 4 = 0.508, quarter <= 0.25 * 4.06 / 4 = 0.254; float32 ties only pick the other neighbour.
     assert quarter.max() < 0.35, quarter.max()
     assert argmax.max() < 0.55
     # The shift goes toward the true position: on average it halves the argmax error (0.25 vs 0.125 per axis).
@@ -125,7 +130,8 @@ def test_classic_targets_decode_to_grid_positions():
     codec = HeatmapCodec(decode="quarter")
     kpts = _random_keypoints(codec, 50)
     decoded, scores = codec.decode(codec.encode(kpts, np.full(50, 2))[0])
-    # Symmetric targets leave nothing to refine: the result is the rounded heatmap position times the stride.
+    # Symmetric targets leave nothing to refine: the result is the rounded heatmap position times the stride
+    # (exact: the two neighbours are the same float32 number, so the quarter offset is sign(0) = 0).
     np.testing.assert_allclose(decoded, np.floor(kpts / 4 + 0.5) * 4)
     np.testing.assert_allclose(scores, 1.0)
 
@@ -137,11 +143,14 @@ def test_decode_shapes_scores_and_single_person():
     heatmaps *= rng.uniform(0.2, 1.0, (3, 17, 1, 1)).astype(np.float32)
     keypoints, scores = codec.decode(heatmaps)
     assert keypoints.shape == (3, 17, 2) and scores.shape == (3, 17)
-    np.testing.assert_allclose(scores, heatmaps.reshape(3, 17, -1).max(axis=2))  # before the blur
+    np.testing.assert_allclose(scores, heatmaps.reshape(3, 17, -1).max(axis=2))  # before the blur: exact
     k1, s1 = codec.decode(heatmaps[1])
     assert k1.shape == (17, 2) and s1.shape == (17,)
-    np.testing.assert_allclose(k1, keypoints[1])
-    np.testing.assert_allclose(s1, scores[1])
+    # DARK blurs all maps of a call as channels of one OpenCV image: 17 instead of 51 channels move maps between
+    # SIMD body and scalar tail, a few float32 ulps (~1e-6 relative) in the blurred logs, which the Newton step
+    # divides by |d2 log h| ~ 1/8: ~1e-5 heatmap px = 4e-5 input px. A mixed-up person is pixels off.
+    np.testing.assert_allclose(k1, keypoints[1], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(s1, scores[1])  # maxima of the unblurred maps: exact
 
 
 @pytest.mark.parametrize("mode", ["argmax", "quarter", "dark"])
@@ -155,7 +164,8 @@ def test_decode_degenerate_heatmaps_stay_finite(mode):
         warnings.simplefilter("error")
         keypoints, scores = codec.decode(heatmaps)
     assert np.isfinite(keypoints).all()
-    np.testing.assert_allclose(keypoints[1, 2], [0.0, 0.0])
+    np.testing.assert_allclose(keypoints[1, 2], [0.0, 0.0])  # corner: no refinement, exactly 0
+    # (20, 30) * stride 4; a refinement may move it by at most one heatmap pixel (DARK's clip) = 4 input px.
     np.testing.assert_allclose(keypoints[1, 0], [80.0, 120.0], atol=4.0)
     assert scores[0, 1] == -5.0
 
@@ -187,6 +197,7 @@ def test_flip_back_matches_targets_of_flipped_keypoints_with_udp():
     # the flipped heatmap grid exactly onto the mirrored one, so no shift is needed.
     fk, fv = flip_keypoints(kpts, vis, codec.input_size[1], COCO17.flip_index)
     flipped_heatmaps, _ = codec.encode(fk, fv)
+    # x' = 191 - x moves the float64 centres by ~1e-14; the float32 values in [0, 1] differ by <= 2 ulp (1.2e-7).
     np.testing.assert_allclose(flip_back(flipped_heatmaps[None], COCO17.flip_index)[0], heatmaps, atol=1e-6)
 
 
@@ -195,6 +206,7 @@ def test_sigmoid_stable_and_correct():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = sigmoid(x)
+    # float64: e / (1 + e) vs 1 / (1 + 1 / e), a few ulps (~1e-15 relative) on any libm / SIMD exp.
     np.testing.assert_allclose(y[1:-1], 1 / (1 + np.exp(-x[1:-1])), rtol=1e-12)
     assert y[0] == 0.0 and y[-1] == 1.0 and y[3] == 0.5
     assert sigmoid(x.astype(np.float32)).dtype == np.float32

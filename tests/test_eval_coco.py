@@ -114,6 +114,7 @@ def test_rescore_hand_computed():
     kp[0, :, 2] = [0.9, 0.5, 0.1, 0.2]  # above 0.2: 0.9, 0.5 -> mean 0.7 (0.2 itself is not above)
     kp[1, :, 2] = [0.1, 0.0, 0.2, 0.15]  # none above -> 0 (HRNet)
     kp[2, :, 2] = [1.0, 1.0, 1.0, 1.0]
+    # float64 means and products of a few numbers: ulps, inside the default rtol 1e-7
     np.testing.assert_allclose(rescore(kp, [0.5, 0.9, 0.8]), [0.35, 0.0, 0.8])
     np.testing.assert_allclose(rescore(kp, [1, 1, 1], kpt_thr=0.0), [0.425, 0.45 / 3, 1.0])
 
@@ -127,7 +128,7 @@ def test_make_results_rescores_and_nms_per_image():
     image_ids = np.array([785, 785, 40083])  # the third is the same pose in another image: not suppressed
     res = make_results(image_ids, poses, np.array([0.9, 0.5, 0.7]), np.full(3, 200.0 * 300.0))
     assert [r["image_id"] for r in res] == [785, 40083]
-    assert [r["score"] for r in res] == pytest.approx([0.9 * 0.8, 0.7 * 0.8])
+    assert [r["score"] for r in res] == pytest.approx([0.9 * 0.8, 0.7 * 0.8])  # float64 mean * score: ulps
     r = res[0]
     assert set(r) == {"image_id", "category_id", "keypoints", "score"} and r["category_id"] == 1
     assert type(r["image_id"]) is int and type(r["score"]) is float

@@ -161,6 +161,7 @@ def test_int8_keeps_heatmap_peaks(peaky_ckpt, coco_crops, tmp_path, capsys):
                  "--calib-size", "16", "--eval", str(COCO_ANN), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["int8"]["activation_type"] == "QUInt8" and report["int8"]["fp32_nodes"]
+    assert report["int8"]["scheme"] == "u8s8_7bit" and report["int8"]["reduce_range"]
     for precision in ("fp32", "int8"):
         assert 0.0 <= report["eval"][precision]["AP"] <= 1.0
     model, _ = model_from_checkpoint(peaky_ckpt)
@@ -172,9 +173,13 @@ def test_int8_keeps_heatmap_peaks(peaky_ckpt, coco_crops, tmp_path, capsys):
     # The model has clear, input-dependent peaks (else the agreement test would be meaningless) ...
     flat = ref.reshape(len(ref), 17, -1)
     assert (flat.max(-1) - np.median(flat, -1)).mean() > 3.0
-    # ... which int8 keeps. Measured: logit correlation 0.994, exact peak ~80%, within one heatmap pixel ~89%; the
-    # misses are low-confidence keypoints of this barely trained model (two similar peaks). Confident keypoints
-    # (sigmoid peak >= 0.12) all agree.
+    # ... which int8 keeps. These are accuracy goals, not round-off bounds: int8 logits differ from fp32 by the
+    # quantisation steps. They hold on every x86 CPU class because the default scheme (u8s8_7bit) cannot saturate
+    # the 16-bit pair sums of the AVX2 kernel (255 * 63 * 2 < 32767); test_int8_default_scheme_is_accurate_without_vnni
+    # checks that under an emulated AVX2 CPU. (With 8-bit weights, an AVX2-only machine measured correlation 0.977
+    # and 62% exact peaks here.) Measured on AVX-512 + VNNI: logit correlation 0.994, exact peak ~80%, within one
+    # heatmap pixel ~89%; the misses are low-confidence keypoints of this barely trained model (two similar
+    # peaks). Confident keypoints (sigmoid peak >= 0.12) all agree.
     assert stats["correlation"] >= 0.99
     assert stats["peak_agreement_1px"] >= 0.8
     assert stats["peak_agreement"] >= 0.7

@@ -28,10 +28,14 @@ def test_rce_matches_reference() -> None:
     x, y, w = _data()
     got = RCELoss()(x.float(), y.float(), w.float())
     assert got.dtype == torch.float32 and got.dim() == 0
-    assert got.item() == pytest.approx(_rce_reference(x, y, w).item(), abs=1e-6)
-    # float64 in, float64 out: tight agreement
+    # float32 vs float64 reference: rounding the inputs and ~5 float32 ops per pixel on terms |x| <= 9.4 cost at
+    # worst ~6 u |x| = 3.4e-6 per pixel (u = 6e-8), 2e-6 after the mean (weights average 0.58), plus <= 7 u * 0.8
+    # for the SIMD-width-dependent cascade sum of 120 terms; 1e-5 (measured 8e-9). A wrong weighting is >= 1e-2.
+    assert got.item() == pytest.approx(_rce_reference(x, y, w).item(), abs=1e-5)
+    # float64 in, float64 out: tight agreement. The reference's log(1 - sigmoid(x)) loses u * e^|x| = 1.4e-12 at
+    # |x| = 9.4 on single pixels, divided by the 120-pixel mean: ~1e-14.
     assert RCELoss()(x, y, w).item() == pytest.approx(_rce_reference(x, y, w).item(), abs=1e-12)
-    # no weights: plain mean
+    # no weights: plain mean (float64, approx's default rel=1e-6)
     ones = torch.ones_like(w)
     assert RCELoss(use_target_weight=False)(x, y, w).item() == pytest.approx(_rce_reference(x, y, ones).item())
     assert RCELoss()(x, y).item() == pytest.approx(_rce_reference(x, y, ones).item())
@@ -39,7 +43,7 @@ def test_rce_matches_reference() -> None:
 
 def test_rce_accepts_simplebaseline_weight_layout() -> None:
     x, y, w = _data()
-    assert RCELoss()(x, y, w[..., None]).item() == pytest.approx(RCELoss()(x, y, w).item())
+    assert RCELoss()(x, y, w[..., None]).item() == pytest.approx(RCELoss()(x, y, w).item())  # same weight map
 
 
 def test_rce_finite_at_extreme_logits() -> None:
@@ -48,7 +52,8 @@ def test_rce_finite_at_extreme_logits() -> None:
     x.requires_grad_(True)
     loss = RCELoss(use_target_weight=False)(x, y)
     loss.backward()
-    # wrong by 1e4 in logit space costs 1e4 per pixel (BCE -> |x| as x -> inf); right ones cost ~0
+    # wrong by 1e4 in logit space costs 1e4 per pixel (BCE -> |x| as x -> inf); right ones cost ~0. Exact in
+    # float32: exp(-1e4) underflows to 0, so every term is 1e4, 0 or log(1) = 0, and so are the gradients.
     assert torch.isfinite(loss) and loss.item() == pytest.approx((1e4 + 1e4 + 0 + 0) / 4)
     assert torch.isfinite(x.grad).all()
     assert x.grad.flatten().tolist() == pytest.approx([0.25, -0.25, 0.0, 0.0])  # (sigmoid(x) - y) / numel
@@ -63,6 +68,7 @@ def test_rce_zero_weight_removes_keypoint() -> None:
     base = RCELoss()(x, y, w)
     x2 = x.clone()
     x2[:, 1] = 1e4 * torch.sign(torch.randn_like(x2[:, 1]))  # garbage predictions for the ignored keypoint
+    # Weight 0 zeroes those terms in both: the same float64 terms summed in the same order (1e-12 >> any ulp).
     assert RCELoss()(x2, y, w).item() == pytest.approx(base.item(), abs=1e-12)
     x2.requires_grad_(True)
     RCELoss()(x2, y, w).backward()
@@ -93,6 +99,7 @@ def _mse_simplebaseline(output: torch.Tensor, target: torch.Tensor, target_weigh
 
 def test_mse_matches_simplebaseline_and_hand_count() -> None:
     x, y, w = _data()
+    # float64 means of <= 120 non-negative terms in different orders: <= n u = 120 * 1.1e-16 = 1.3e-14 relative.
     got = MSELoss()(x, y, w).item()
     assert got == pytest.approx(_mse_simplebaseline(x, y, w).item(), rel=1e-12)
     hand = sum(0.5 * float(w[n, k]) ** 2 * float(((x[n, k] - y[n, k]) ** 2).mean())
@@ -105,6 +112,7 @@ def test_mse_matches_simplebaseline_and_hand_count() -> None:
 def test_mse_ohkm_matches_hrnet() -> None:
     x, y, w = _data(n=2, k=3)
     per = 0.5 * (((x - y) * w[:, :, None, None]) ** 2).flatten(2).mean(2)  # (N, K)
+    # float64 sums of <= 20 non-negative terms in other orders: ~n u = 2e-15 relative, inside rel=1e-12.
     for topk in (1, 2, 8):
         k = min(topk, 3)
         expected = sum(sum(sorted(per[n].tolist(), reverse=True)[:k]) / k for n in range(2)) / 2

@@ -71,7 +71,7 @@ def test_oks_iou_hand_computed_one_keypoint():
     ref = np.array([[10.0, 10.0, 1.0]])
     others = np.array([[[13.0, 14.0, 1.0]], [[10.0, 10.0, 1.0]]])
     got = oks_iou(ref, others, 20.0, np.array([30.0, 20.0]), sigmas=np.array([0.5]))
-    np.testing.assert_allclose(got, [math.exp(-0.5), 1.0], rtol=1e-12)
+    np.testing.assert_allclose(got, [math.exp(-0.5), 1.0], rtol=1e-12)  # float64 exp (numpy SIMD vs libm): ~4 ulp
 
 
 def test_oks_iou_two_real_persons_hand_computed():
@@ -82,6 +82,7 @@ def test_oks_iou_two_real_persons_hand_computed():
     mean_area = (areas[0] + areas[1]) / 2
     expected_shifted = np.mean(np.exp(-25.0 / (2 * COCO17.sigmas) ** 2 / (mean_area + np.spacing(1)) / 2))
     got = oks_iou(ref, np.stack([shifted, kp[1]]), areas[0], np.array([areas[1], areas[1]]))
+    # float64 means of 17 positive exp terms in other orders: ~n u = 2e-15 relative, inside rel=1e-12.
     assert got[0] == pytest.approx(expected_shifted, rel=1e-12)
     assert got[1] == pytest.approx(_hrnet_oks_iou(ref.ravel(), kp[1:2].reshape(1, -1), areas[0], areas[1:2],
                                                   COCO17.sigmas)[0], rel=1e-12)
@@ -93,7 +94,7 @@ def test_oks_iou_vis_thr_uses_keypoints_visible_in_both():
     other = np.array([[[0.0, 0.0, 1.0], [100.0, 0.0, 0.1], [0.0, 0.0, 1.0]]])
     sig = np.array([0.1, 0.1, 0.1])
     # without vis_thr: the mean over all 3 keypoints (keypoint 1 is 100 px away: exp(-1250) ~ 0)
-    full = oks_iou(ref, other, 100.0, [100.0], sig)[0]
+    full = oks_iou(ref, other, 100.0, [100.0], sig)[0]  # float64; exp(-1250) underflows to 0 on both sides
     assert full == pytest.approx((2 + math.exp(-1e4 / 0.04 / 100 / 2)) / 3)
     assert oks_iou(ref, other, 100.0, [100.0], sig, vis_thr=0.5)[0] == pytest.approx(1.0)  # only keypoint 0
     none_visible = other.copy()
@@ -138,9 +139,11 @@ def test_soft_nms_lowers_duplicate_score_and_keeps_distinct():
     assert keep.tolist() == [0, 2, 1]  # the duplicate decays below the distinct person
     ovr = oks_iou(kp[0], dup[None], areas[0], [areas[0]])[0]
     assert new[0] == 0.9
-    assert new[2] == pytest.approx(0.85 * math.exp(-(ovr**2) / 0.3))  # Gaussian decay by OKS to the kept pose
+    # Gaussian decay by OKS to the kept pose: the same float64 formula (approx's rel=1e-6 vs ulps)
+    assert new[2] == pytest.approx(0.85 * math.exp(-(ovr**2) / 0.3))
     assert new[2] < 0.85 * 0.1
-    assert new[1] == pytest.approx(0.5, rel=1e-3)  # a distinct person is barely touched
+    # a distinct person is barely touched: OKS < 0.01 (see above) decays it by exp(-1e-4 / 0.3) > 1 - 4e-4
+    assert new[1] == pytest.approx(0.5, rel=1e-3)
     lin_keep, lin = soft_oks_nms(poses, scores, ar, thr=0.3, method="linear", return_scores=True)
     assert lin[list(lin_keep).index(1)] == pytest.approx(0.85 * (1 - ovr))
     assert soft_oks_nms(poses, scores, ar, max_dets=2).tolist() == [0, 2]

@@ -48,7 +48,8 @@ def test_pckh_hand_computed_tiny_example():
     pj = out["per_joint"]["0.5"]
     assert pj[0] == 100.0 and pj[5] == 0.0 and pj[9] == 50.0 and pj[6] == 50.0 and pj[15] == 100.0
     assert out["Ankle"] == 50.0 and out["Head"] == 50.0 and out["Shoulder"] == 100.0
-    # Mean over joints except pelvis/thorax: 14 joints x 2 persons - 2 invisible = 26 visible; 2 wrong
+    # Mean over joints except pelvis/thorax: 14 joints x 2 persons - 2 invisible = 26 visible; 2 wrong (ratios of
+    # counts: float64 round-off only, approx's rel=1e-6)
     assert out["Mean"] == pytest.approx(100.0 * 24 / 26)
     # at 0.1: wrong are p0 r_ankle (0.4), p0 l_ankle, p1 head_top; p1 r_ankle (0.05) is right
     assert out["per_joint"]["0.1"][0] == 50.0
@@ -95,6 +96,7 @@ def test_head_sizes_from_joints_factor_and_missing():
     vis = np.ones((2, 16), dtype=bool)
     vis[1, 8] = False
     heads = head_sizes_from_joints(gt, vis)
+    # float64 product vs closed form: ulps. The constant 0.6 * sqrt(2) = 0.848528 written with 4 decimals: 3e-5.
     assert heads[0] == pytest.approx(0.6 * math.sqrt(2) * 30.0) and HEAD_SIZE_FROM_SEGMENT == pytest.approx(0.8485,
                                                                                                           abs=1e-4)
     assert math.isnan(heads[1])
@@ -114,10 +116,10 @@ def test_gt_valid_mat_reader(tmp_path):
     path = tmp_path / "gt_valid.mat"
     scipy_io.savemat(path, {"pos_gt_src": pos, "jnt_missing": missing, "headboxes_src": boxes,
                             "dataset_joints": np.array([["r_ankle"]], dtype=object)})
-    np.testing.assert_allclose(head_sizes_from_gt_valid(path), [30.0, 60.0, 9.0])  # 0.6 * (50, 100, 15)
+    np.testing.assert_allclose(head_sizes_from_gt_valid(path), [30.0, 60.0, 9.0])  # 0.6 * (50, 100, 15): ulps
     gt = load_mpii_gt_valid(path)
     assert gt["joints"].shape == (n, 16, 2) and gt["visible"].shape == (n, 16)
-    np.testing.assert_allclose(gt["joints"][2, 7], pos[7, :, 2])
+    np.testing.assert_allclose(gt["joints"][2, 7], pos[7, :, 2])  # a float64 copy through the .mat file: exact
     assert not gt["visible"][1, 4] and gt["visible"].sum() == 16 * n - 1
     assert pckh(gt["joints"], gt["joints"], gt["visible"], gt["head_sizes"])["Mean"] == 100.0
     with pytest.raises(DataError, match="nope.mat: MPII ground-truth file not found"):

@@ -69,7 +69,8 @@ def test_resume_after_crash_mid_epoch_is_exact(tmp_path: Path, reference: tuple[
     _assert_same_weights(tmp_path / "last.pt", ref_ckpt)
     resumed = torch.load(tmp_path / "last.pt", weights_only=False)
     reference_ckpt = torch.load(ref_ckpt, weights_only=False)
-    assert [round(r["loss"], 6) for r in resumed["history"]] == [round(r["loss"], 6) for r in reference_ckpt["history"]]
+    # Epoch losses: float64 sums (loss_sum is checkpointed) of the same float32 losses in the same order: exact.
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in reference_ckpt["history"]]
 
 
 def test_resume_after_sigkill_from_the_cli(tmp_path: Path, reference: tuple[Path, int, int]) -> None:
