@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="add onnxruntime int8 rows (QDQ static quantisation)")
     parser.add_argument("--calib", metavar="DATA",
                         help="real calibration data for --int8 (default: random inputs; latency is unaffected)")
+    parser.add_argument("--int8-scheme", default="u8s8_7bit", choices=("u8s8_7bit", "u8s8", "u8u8", "s8s8"),
+                        help="int8 types of the --int8 rows (default u8s8_7bit, as `fasterpose export --int8`)")
     parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch,onnxruntime")
     parser.add_argument("--repeats", type=int, default=50, help="timed repetitions (default 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up rounds (default 10)")
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     rows = run_benchmark(models, input_size=parse_input_size(args.input_size), batch=args.batch,
                          threads=args.threads, int8=args.int8, backends=backends, repeats=args.repeats,
-                         warmup=args.warmup, checkpoint=args.checkpoint, calib=args.calib)
+                         warmup=args.warmup, checkpoint=args.checkpoint, calib=args.calib,
+                         int8_scheme=args.int8_scheme)
     if args.out:
         atomic_write_json(args.out, rows, indent=1)
     if args.json:

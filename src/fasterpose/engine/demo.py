@@ -37,11 +37,14 @@ OUT_OF_DOMAIN = "outside the training domain: this model has seen only synthetic
 # The demo's recipes: config overrides on top of DEMO_CONFIG, chosen by what the CPU can do (``--recipe``).
 # "bf16": CPUs with native bfloat16 (AVX512-BF16 / AMX): ResNet-18 with its dilated layer4 (stride-16 feature),
 #         bf16 autocast; AP 0.746-0.759 in six 5-minute runs on a 2-core Zen 4 (docs/results.md).
-# "fp32": every other CPU (AVX2-only, AVX-512 without BF16, ARM): fp32 there, and bf16 emulation would be 4x slower.
-#         ResNet-18 cut after layer3 (fasterpose_r18_l3): half the MACs, twice the updates in the same 5 minutes.
+# "fp32": every other CPU (AVX2-only, AVX-512 without BF16, ARM): fp32 there, and emulated bf16 is 4x slower.
+#         ResNet-18 cut after layer3 (fasterpose_r18_l3): half the MACs, about twice the updates in 5 minutes;
+#         no rotation and scale jitter 0.15 (from 0.3 / 0.25): at ~370 updates, an AVX2-only 2-core CPU's 5 minutes,
+#         that took AP from 0.669 to 0.722 (docs/results.md, "The demo's recipe on CPUs without bf16").
 RECIPES: dict[str, list[str]] = {
     "bf16": ["train.cpu_amp=auto"],
-    "fp32": ["model.name=fasterpose_r18_l3", "train.cpu_amp=off"],
+    "fp32": ["model.name=fasterpose_r18_l3", "train.cpu_amp=off", "data.augment.rotation_prob=0.0",
+             "data.augment.scale_factor=0.15"],
 }
 
 
