@@ -8,6 +8,7 @@ are identical; only the named factor changes:
 ``b``     FasterPose sub-pixel head (stride-32 feature), **MSE** loss, final bias 0 (the RCE prior bias is for RCE)
 ``c``     FasterPose sub-pixel head (stride-32 feature), RCE loss (final bias -4.6: sigmoid prior 0.01)
 ``d16``   ``c`` with a stride-16 feature (last ResNet stage dilated)
+``d16_l3`` ``c`` with a stride-16 feature from the trunk cut after layer3 (no layer4: ``fasterpose_r18_l3``)
 ``c_k1``  ``c`` with a 1x1 sub-pixel conv (``final_kernel=1``) instead of ESPCN's 3x3 (our head design choice)
 ``e_udp`` codec base + UDP (unbiased data processing: targets, crops and flip test); MSRA is the base itself
 ``e_dark`` codec base re-evaluated with DARK decoding instead of argmax + quarter shift (**no retraining**: the
@@ -60,7 +61,7 @@ import numpy as np
 
 logger = logging.getLogger("ablation")
 
-DEFAULT_VARIANTS = ("a", "b", "c", "c_k1", "d16", "e_udp", "e_dark")
+DEFAULT_VARIANTS = ("a", "b", "c", "c_k1", "d16", "d16_l3", "e_udp", "e_dark")
 CODEC_VARIANTS = ("e_udp", "e_dark")
 
 
@@ -75,6 +76,7 @@ class Variant:
         loss: ``"mse"`` or ``"rce"``; ``None`` for codec variants.
         output_stride: backbone feature stride; ``None`` for codec variants.
         final_kernel: kernel of the sub-pixel head's last conv (``None``: the model's default, 3).
+        num_stages: ResNet stages kept (``None``: all four; 3 ends the trunk after layer3, stride 16).
         unbiased: UDP on/off (``None``: unchanged).
         decode: decoding override (``None``: unchanged).
         reeval: decode-only variant: re-evaluate the codec base's checkpoints instead of training.
@@ -86,6 +88,7 @@ class Variant:
     loss: str | None = None
     output_stride: int | None = None
     final_kernel: int | None = None
+    num_stages: int | None = None
     unbiased: bool | None = None
     decode: str | None = None
     reeval: bool = False
@@ -97,6 +100,8 @@ VARIANTS: dict[str, Variant] = {v.key: v for v in (
     Variant("c", "sub-pixel head + RCE (FasterPose)", "fasterpose", "rce", 32),
     Variant("d16", "sub-pixel head + RCE, stride-16 feature", "fasterpose", "rce", 16),
     Variant("c_k1", "sub-pixel head (1x1 final conv) + RCE", "fasterpose", "rce", 32, final_kernel=1),
+    Variant("d16_l3", "sub-pixel head + RCE, stride 16, trunk cut after layer3", "fasterpose", "rce", 16,
+            num_stages=3),
     Variant("e_udp", "codec base + UDP", unbiased=True),
     Variant("e_dark", "codec base + DARK decoding (re-evaluated)", decode="dark", reeval=True),
 )}
@@ -140,6 +145,8 @@ def variant_overrides(variant: Variant, base_model: str, base_kwargs: dict[str, 
         kwargs["output_stride"] = variant.output_stride
     if variant.final_kernel is not None:
         kwargs["final_kernel"] = variant.final_kernel
+    if variant.num_stages is not None:
+        kwargs["num_stages"] = variant.num_stages
     if variant.family == "fasterpose" and variant.loss == "mse":
         kwargs["final_bias"] = 0.0  # the SubPixelHead default (-4.6) is the RCE prior; MSE regresses 0..1 from 0
     return [f"model.name={model}", f"model.kwargs={json.dumps(kwargs, sort_keys=True)}", f"loss.name={variant.loss}"]
@@ -395,6 +402,7 @@ COMPARISONS = (
     ("feature stride 32 -> 16 (sub-pixel + RCE)", "c", "d16", "final_ap", False),
     ("SimpleBaseline -> FasterPose on the stride-16 feature", "a", "d16", "final_ap", False),
     ("sub-pixel conv 1x1 -> 3x3 (RCE)", "c_k1", "c", "final_ap", False),
+    ("stride 16: layer4 dilated -> trunk cut after layer3", "d16", "d16_l3", "final_ap", False),
     ("codec MSRA -> UDP", "@base", "e_udp", "final_ap", False),
     ("decode quarter -> DARK (same checkpoints)", "@base", "e_dark", "final_ap", True),
 )

@@ -40,13 +40,15 @@ def test_variant_overrides(ab: Any) -> None:
     assert json.loads(c[1].split("=", 1)[1]) == {"head_channels": 128} and "loss.name=rce" in c
     d = ab.variant_overrides(v["d16"], "fasterpose_r18")
     assert json.loads(d[1].split("=", 1)[1]) == {"output_stride": 16}
+    cut = ab.variant_overrides(v["d16_l3"], "fasterpose_r18")
+    assert json.loads(cut[1].split("=", 1)[1]) == {"output_stride": 16, "num_stages": 3}
     udp = ab.variant_overrides(v["e_udp"], "fasterpose_r18", codec_base=v["d16"])
     assert udp == [*d, "data.codec.unbiased=true"]
     assert ab.variant_overrides(v["e_dark"], "fasterpose_r18", codec_base=v["c"])[-1] == "data.codec.decode=dark"
     with pytest.raises(ValueError):
         ab.variant_overrides(v["e_udp"], "fasterpose_r18")  # no codec base
     # every override list loads as a valid config (COCO base: ResNet-50 family names exist on both sides)
-    for key in ("a", "b", "c", "d16"):
+    for key in ("a", "b", "c", "d16", "d16_l3"):
         ovr = ab.run_overrides(ab.variant_overrides(v[key], "fasterpose_r50"), seed=2, threads=1, epochs=3)
         cfg = load_config("coco_fasterpose_r50_256x192", ovr)
         assert cfg.train.seed == 2 and cfg.train.val_every == 1 and cfg.train.epochs == 3

@@ -32,7 +32,7 @@ def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest
     assert report["feature_stride"] == 16 and report["input_size"] == [64, 64]  # the demo config's stride, TINY's size
     # the recipe follows the CPU, and the report says which CPU class it saw
     assert report["recipe"] in ("bf16", "fp32") and report["cpu_label"] and "class" in report["cpu"]
-    assert report["model"] == {"bf16": "fasterpose_r18", "fp32": "fasterpose_r18_l3"}[report["recipe"]]
+    assert report["model"] == "fasterpose_r18_l3"
     assert report["bf16_autocast"] == (report["recipe"] == "bf16")
     # what the model learned: val predictions beside the ground truth
     picture = Path(report["val_picture"])
@@ -80,6 +80,7 @@ def test_demo_recipe_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     name, reason = choose_recipe()
     assert name == "fp32" and "no native bfloat16" in reason
     assert "model.name=fasterpose_r18_l3" in RECIPES["fp32"] and "train.cpu_amp=off" in RECIPES["fp32"]
+    assert "train.cpu_amp=bf16" in RECIPES["bf16"]
     assert choose_recipe("bf16") == ("bf16", "chosen with --recipe")
     with pytest.raises(ConfigError, match="--recipe"):
         choose_recipe("fp16")

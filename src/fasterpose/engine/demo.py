@@ -2,14 +2,16 @@
 
 1. generate the synthetic COCO-format dataset (cached; train split seed 0, held-out val split seed 1; the
    ``easy`` difficulty preset: 1-2 large figures per image, calm poses, little clutter);
-2. train a small FasterPose (shipped config ``synthetic_fasterpose_r18``: ResNet-18 from scratch, stride-16
-   feature, sub-pixel head, RCE loss, 192x128 input, bfloat16 autocast where the CPU has native bf16,
-   channels-last) for a fixed time budget (``--minutes``). The learning-rate schedule is defined over the
-   *elapsed fraction of the budget* (linear warmup, then cosine to zero), so a short run still anneals and a
-   longer one uses its time;
+2. train a small FasterPose (shipped config ``synthetic_fasterpose_r18`` with :data:`RECIPES`' overrides:
+   ResNet-18 cut after layer3 from scratch, stride-16 feature, sub-pixel head, RCE loss, 192x128 input, bfloat16
+   autocast where the CPU has native bf16, channels-last) for a fixed time budget (``--minutes``). The
+   learning-rate schedule is defined over the *elapsed fraction of the budget* (linear warmup, then cosine to
+   zero), so a short run still anneals and a longer one uses its time;
 3. evaluate COCO keypoint AP on the val split with pycocotools (ground-truth boxes, and the simulated detector's
    boxes), flip test, rescoring and OKS-NMS as in the paper;
-4. predict and draw skeletons on the real photos of ``tests/data/people`` (found next to the package in a clone);
+4. draw the model's poses beside the ground truth on held-out val images (``val_predictions.jpg``), and predict the
+   real photos of ``tests/data/people`` (found next to the package in a clone), marked as outside the training
+   domain;
 5. report AP, AP50, parameters, GMACs, latency per crop, training time, and where everything was written.
 
 The output folder holds the trained checkpoint (``last.pt``), usable by ``fasterpose eval/predict/export
@@ -34,17 +36,17 @@ DEMO_CONFIG = "synthetic_fasterpose_r18"
 PEOPLE_IMAGES = ("messi5.jpg", "basketball1.png", "basketball2.png", "astronaut.png")
 OUT_OF_DOMAIN = "outside the training domain: this model has seen only synthetic figures"
 
-# The demo's recipes: config overrides on top of DEMO_CONFIG, chosen by what the CPU can do (``--recipe``).
-# "bf16": CPUs with native bfloat16 (AVX512-BF16 / AMX): ResNet-18 with its dilated layer4 (stride-16 feature),
-#         bf16 autocast; AP 0.746-0.759 in six 5-minute runs on a 2-core Zen 4 (docs/results.md).
-# "fp32": every other CPU (AVX2-only, AVX-512 without BF16, ARM): fp32 there, and emulated bf16 is 4x slower.
-#         ResNet-18 cut after layer3 (fasterpose_r18_l3): half the MACs, about twice the updates in 5 minutes;
-#         no rotation and scale jitter 0.15 (from 0.3 / 0.25): at ~370 updates, an AVX2-only 2-core CPU's 5 minutes,
-#         that took AP from 0.669 to 0.722 (docs/results.md, "The demo's recipe on CPUs without bf16").
+# The demo's recipes: config overrides on top of DEMO_CONFIG, chosen by what the CPU can do (``--recipe``). Both
+# train fasterpose_r18_l3 (ResNet-18 cut after layer3: half the MACs of DEMO_CONFIG's stride-16 ResNet-18, about
+# twice the updates in 5 minutes) with milder augmentation (no rotation, scale jitter 0.15): at the ~370 updates an
+# AVX2-only 2-core CPU makes in 5 minutes that took AP from 0.669 to 0.722; 0.824 with 907 updates on an AVX-512 CPU
+# (docs/results.md, "The demo's recipe on CPUs without bf16"). They differ in precision only:
+# "bf16": CPUs with native bfloat16 (AVX512-BF16 / AMX): bf16 autocast, about 1.5x the updates of fp32;
+# "fp32": every other CPU (AVX2-only, AVX-512 without BF16, ARM), where bf16 is emulated and 4x slower than fp32.
+_DEMO_MODEL = ["model.name=fasterpose_r18_l3", "data.augment.rotation_prob=0.0", "data.augment.scale_factor=0.15"]
 RECIPES: dict[str, list[str]] = {
-    "bf16": ["train.cpu_amp=auto"],
-    "fp32": ["model.name=fasterpose_r18_l3", "train.cpu_amp=off", "data.augment.rotation_prob=0.0",
-             "data.augment.scale_factor=0.15"],
+    "bf16": [*_DEMO_MODEL, "train.cpu_amp=bf16"],
+    "fp32": [*_DEMO_MODEL, "train.cpu_amp=off"],
 }
 
 
