@@ -1,7 +1,17 @@
-"""Atomic file writing: nothing is ever left written half-way.
+"""Atomic file writing: nothing is ever left written half-way, and nothing but a regular file is ever replaced.
 
 Write to a temporary file in the destination folder, flush it to disk, then ``os.replace`` it onto the final
 name, which is atomic on POSIX and Windows. On any exception the temporary file is removed.
+
+What is at the destination decides what happens (a careful user's expectation, README "Files and safety"):
+
+* nothing, or a regular file: replaced atomically;
+* a symbolic link: written *through* it (the link's target is replaced atomically, the link stays a link);
+* a directory, a device node (``/dev/null``), a FIFO or a socket: refused with a
+  :class:`~fasterpose.errors.DataError` naming the path, before anything is written.
+
+Temporary files carry the writer's process id (``.<stem>.tmp.<pid>.<random><suffix>``); one left behind by a process
+that was killed (SIGKILL, power loss) is removed by the next write into the same folder.
 """
 
 from __future__ import annotations
@@ -14,20 +24,66 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import DataError
+
+
+def writable_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` should replace: ``path`` itself, or a symlink's final target.
+
+    Raises:
+        DataError: ``path`` (or the symlink's target) exists and is not a regular file.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise DataError(f"{path} is {kind}; fasterpose writes only regular files and never replaces anything else. "
+                        "Give the path of a file to create or replace")
+    return path
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove ``.*.tmp.<pid>.*`` files whose writing process no longer exists (killed mid-write)."""
+    try:
+        entries = list(folder.glob(".*.tmp.*"))
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.name.split(".tmp.", 1)[1].split(".", 1)
+        if not parts[0].isdigit():
+            continue  # not ours (older versions wrote no pid: left alone)
+        pid = int(parts[0])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # the writer is alive: its file is in use
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue  # alive but not ours, or unknowable: leave it
+        with contextlib.suppress(OSError):
+            entry.unlink()
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     Args:
-        path: final destination.
+        path: final destination (a symlink is written through; see the module docstring).
         suffix: suffix of the temporary file (defaults to ``path``'s suffix, which some writers such as
             ``cv2.imwrite`` or ``cv2.VideoWriter`` need to pick the format).
+
+    Raises:
+        DataError: ``path`` is a directory, a device node or another non-regular file.
     """
-    path = Path(path)
+    path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.", suffix=path.suffix if suffix is None else suffix,
-                               dir=path.parent)
+    _remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.{os.getpid()}.",
+                               suffix=path.suffix if suffix is None else suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; give the result the mode an ordinary open() would (0666 minus the umask).

@@ -10,7 +10,11 @@ Outputs in ``--out`` (default ``predictions``):
   keypoint third values = keypoint scores, no rescoring/NMS, so ``fasterpose eval-results`` can apply the recipe),
   plus ``bbox`` and ``file_name`` (and ``frame`` for videos). ``image_id`` is the detection file's id for the image,
   else the frame index (videos, webcam) or the running index of the image (0-based, sorted file names);
-* drawn images ``<stem>.jpg``, or a drawn video ``<stem>_pose.mp4`` (``mp4v``; ``--video-format avi`` for MJPG).
+* drawn images ``<stem>.jpg`` (``<stem>_<ext>.jpg`` when two inputs share a stem, e.g. ``photo.jpg`` and
+  ``photo.png``), or a drawn video ``<stem>_pose.mp4`` (``mp4v``; ``--video-format avi`` for MJPG).
+
+An output that would replace one of the inputs (``--out`` = the input folder, or ``.`` beside the photo) is refused
+before any work, and so is one whose path is a directory or a device; a symlink is written through.
 
 Everything is written to a staging folder / temporary files and moved into place at the end, so an unreadable
 image or video leaves no partial outputs. An image that the ``--boxes`` file does not know (neither its file name
@@ -216,9 +220,35 @@ def _progress(total: int | None, desc: str) -> Any:
                 disable=None, leave=False)
 
 
+def drawn_image_names(files: list[Path]) -> dict[Path, str]:
+    """Output file name of each input image: ``<stem>.jpg``, or ``<stem>_<ext>.jpg`` when two inputs share a stem
+    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``), so no drawing replaces another."""
+    stems: dict[str, int] = {}
+    for f in files:
+        stems[f.stem] = stems.get(f.stem, 0) + 1
+    return {f: f"{f.stem}.jpg" if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.jpg"
+            for f in files}
+
+
+def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
+    """Refuse, before any work, outputs that would replace an input file or something that is not a regular file."""
+    from ..io_utils import writable_target
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file, not a folder; give a folder for the drawn images and results.json")
+    inputs_resolved = {p.resolve(): p for p in inputs}
+    for name in names:
+        target = writable_target(out / name)  # raises for directories, devices, ...
+        if target.resolve() in inputs_resolved:
+            raise DataError(f"--out {out}: writing {name} would overwrite the input file "
+                            f"{inputs_resolved[target.resolve()]}; fasterpose never replaces its inputs. Choose "
+                            "another --out folder")
+
+
 def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
     import cv2
 
+    out_names = drawn_image_names(files)
     written: list[Path] = []
     missing = 0
     bar = _progress(len(files), "images") if len(files) > 1 else None
@@ -236,7 +266,7 @@ def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namesp
             raise DataError(f"cannot read image {path} (missing, unreadable or not an image); nothing was written")
         drawn = run.process(image, image_id, path.name)
         if not args.no_draw:
-            target = stage / f"{path.stem}.jpg"
+            target = stage / out_names[path]
             if not cv2.imwrite(str(target), drawn):
                 raise DataError(f"could not write {target}")
             written.append(target)
@@ -326,26 +356,41 @@ def run(args: argparse.Namespace) -> int:
     h, w = predictor.input_size
     predictor(np.zeros((h, w, 3), np.uint8), [[0, 0, w, h]])
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    path = Path(src)
+    if webcam:
+        inputs, names = [], [f"webcam{src}_pose.{args.video_format}"]
+    elif path.is_dir():
+        inputs = _list_images(path)
+        names = list(drawn_image_names(inputs).values())
+    elif path.suffix.lower() in VIDEO_SUFFIXES:
+        inputs, names = [path], [f"{path.stem}_pose.{args.video_format}"]
+    else:
+        inputs, names = [path], list(drawn_image_names([path]).values())
+    _check_outputs(out, ["results.json", *([] if args.no_draw else names)], inputs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the output folder --out {out} ({e.strerror}); give a writable folder") from e
     run_ = _Run(predictor, boxes, args)
     missing = 0
     t0 = time.perf_counter()
     # Outputs are produced in a staging folder inside --out and moved into place only when everything succeeded.
     with tempfile.TemporaryDirectory(prefix=".predict-", dir=out) as stage_dir:
         stage = Path(stage_dir)
-        path = Path(src)
         if webcam:
             written = _run_video(run_, int(src), stage, args)
         elif path.is_dir():
-            written, missing = _run_images(run_, _list_images(path), stage, args)
+            written, missing = _run_images(run_, inputs, stage, args)
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             written = _run_video(run_, str(path), stage, args)
         else:
             written, missing = _run_images(run_, [path], stage, args)
         wall = time.perf_counter() - t0
         results_path = out / "results.json"
+        from ..io_utils import writable_target
+
         for f in written:  # the staging folder is inside --out: same file system, atomic renames
-            os.replace(f, out / f.name)
+            os.replace(f, writable_target(out / f.name))
         write_results(results_path, run_.results)
     if args.show:
         import cv2

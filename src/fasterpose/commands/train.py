@@ -54,9 +54,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("a CONFIG is needed (a YAML file or a shipped config name such as synthetic_fasterpose_r18)"
                           ", or --resume CKPT")
     cfg = load_config(args.config, args.opt, base=base)
-    if resume is True and not (resolve_output_dir(cfg, out) / "last.pt").is_file():
-        raise ConfigError(f"--resume: there is no {resolve_output_dir(cfg, out) / 'last.pt'} to resume from; "
+    run_dir = resolve_output_dir(cfg, out)
+    if resume is True and not (run_dir / "last.pt").is_file():
+        raise ConfigError(f"--resume: there is no {run_dir / 'last.pt'} to resume from; "
                           "give the checkpoint path (--resume CKPT) or the run folder (--out DIR)")
+    if not resume:
+        # A finished or interrupted run is never replaced by a new one started in its folder.
+        existing = [n for n in ("last.pt", "best.pt") if (run_dir / n).exists()]
+        if existing:
+            config = args.config or ""
+            raise ConfigError(f"run folder {run_dir} already holds a run ({', '.join(existing)}); a new run would "
+                              f"replace it. Continue it: fasterpose train {config} --resume {run_dir / 'last.pt'}"
+                              f" -- or start a new one elsewhere: fasterpose train {config} --out NEW_FOLDER")
     try:
         result = train(cfg, out=out, resume=resume, device=args.device)
     finally:

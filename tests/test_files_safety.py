@@ -1,0 +1,150 @@
+"""Nothing lost: a user's files and runs are never replaced by fasterpose's outputs (issue 12, first part).
+
+Each case runs the command through ``main([...])`` and checks: exit status 2, a message naming the path and what to
+do, no traceback, and the user's files exactly as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fasterpose.cli import main
+from fasterpose.errors import DataError
+from fasterpose.io_utils import atomic_path, atomic_write_json, writable_target
+
+PEOPLE = Path(__file__).parent / "data" / "people"
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- the atomic writer ---------------------------------------------------------------------------------------------
+
+def test_atomic_writer_writes_through_symlinks(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    atomic_write_json(link, {"a": 1})
+    assert link.is_symlink() and real.read_text() == '{"a": 1}'
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "DIR"])
+def test_atomic_writer_refuses_devices_and_directories(tmp_path: Path, target: str) -> None:
+    path = tmp_path if target == "DIR" else Path(target)
+    if not path.exists():
+        pytest.skip(f"{path} does not exist here")
+    before = path.stat()
+    with pytest.raises(DataError, match="not a regular file|is a directory"):
+        atomic_write_json(path, {"a": 1})
+    after = path.stat()
+    assert (before.st_mode, before.st_ino) == (after.st_mode, after.st_ino)
+    assert writable_target(tmp_path / "new.json") == tmp_path / "new.json"
+
+
+def test_atomic_writer_removes_leftovers_of_killed_writers(tmp_path: Path) -> None:
+    """A temporary left by a dead process (its pid is in the name) goes on the next write; a live one stays."""
+    dead = 2 ** 22 + 12345  # above the default pid_max of 4194304: no such process
+    stale = tmp_path / f".last.tmp.{dead}.abcd.pt"
+    stale.write_bytes(b"x" * 100)
+    live = tmp_path / f".last.tmp.{os.getpid()}.efgh.pt"  # ours: in use
+    live.write_bytes(b"y")
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        tmp.write_bytes(b"new")
+        assert str(os.getpid()) in tmp.name  # the writer's pid is in its temporary name
+    assert not stale.exists() and live.exists() and (tmp_path / "last.pt").read_bytes() == b"new"
+
+
+def test_atomic_writer_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "x.json") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- predict never replaces its inputs -------------------------------------------------------------------------------
+
+@pytest.fixture()
+def onnx_model(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from fasterpose import create_model
+    from fasterpose.checkpoint import save_checkpoint
+    from fasterpose.deploy.export import export_onnx
+    from fasterpose.spec import PoseSpec
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("safety_model")
+    spec = PoseSpec(model_name="fasterpose_shufflev2", input_size=(128, 96), codec={"input_size": [128, 96]})
+    ckpt = folder / "m.pth"
+    save_checkpoint(ckpt, {"spec": spec, "model": create_model("fasterpose_shufflev2").state_dict(), "config": None})
+    export_onnx(ckpt, folder / "m.onnx", dynamic_batch=True)
+    return folder / "m.onnx"
+
+
+def test_predict_refuses_to_overwrite_the_input_photo(onnx_model: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(PEOPLE / "messi5.jpg", photos / "messi5.jpg")
+    before = _digest(photos)
+    monkeypatch.chdir(photos)  # `cd photos && fasterpose predict messi5.jpg --full-image --out .`
+    assert main(["predict", "messi5.jpg", "--onnx", str(onnx_model), "--full-image", "--out", "."]) == 2
+    err = capsys.readouterr().err
+    assert "would overwrite the input file" in err and "messi5.jpg" in err and "Traceback" not in err
+    assert _digest(photos) == before
+    # the same for a folder written into itself
+    assert main(["predict", str(photos), "--onnx", str(onnx_model), "--full-image", "--out", str(photos)]) == 2
+    assert _digest(photos) == before
+
+
+def test_predict_same_stem_different_formats_both_kept(onnx_model: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image = cv2.imread(str(PEOPLE / "messi5.jpg"))
+    cv2.imwrite(str(photos / "photo.jpg"), image)
+    cv2.imwrite(str(photos / "photo.png"), image[:, ::-1])
+    out = tmp_path / "out"
+    assert main(["predict", str(photos), "--onnx", str(onnx_model), "--full-image", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.jpg", "photo_png.jpg", "results.json"]
+
+
+@pytest.mark.parametrize("kind", ["file", "device"])
+def test_predict_out_that_is_not_a_folder(onnx_model: Path, tmp_path: Path, kind: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    if kind == "file":
+        out = tmp_path / "notes.txt"
+        out.write_text("mine")
+    else:
+        out = Path("/dev/null")
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), "--onnx", str(onnx_model), "--full-image",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err
+    if kind == "file":
+        assert out.read_text() == "mine"
+
+
+# --- train never replaces an earlier run ---------------------------------------------------------------------------
+
+def test_train_refuses_to_replace_an_existing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"an earlier run's checkpoint")
+    (run / "best.pt").write_bytes(b"its best")
+    before = _digest(run)
+    assert main(["train", "synthetic_fasterpose_r18", "--out", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--out NEW_FOLDER" in err
+    assert "Traceback" not in err and _digest(run) == before
