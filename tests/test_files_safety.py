@@ -148,3 +148,29 @@ def test_train_refuses_to_replace_an_existing_run(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "already holds a run" in err and "--resume" in err and "--out NEW_FOLDER" in err
     assert "Traceback" not in err and _digest(run) == before
+
+
+# --- bad numbers are refused before any work -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=-1", "optim.lr must be > 0"),
+    ("train.batch_size=-4", "train.batch_size must be >= 1"),
+    ("train.threads=0", "train.threads must be >= 1"),
+    ("eval.nms_thr=.nan", "eval.nms_thr must be > 0 and <= 1"),
+    ("data.codec.sigma=0", "data.codec.sigma must be > 0"),
+])
+def test_train_refuses_bad_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str,
+                                   message: str) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "synthetic_fasterpose_r18", "--out", str(out), "--opt", override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()  # nothing was started
+
+
+@pytest.mark.parametrize("flag, value", [("--nms-thr", "nan"), ("--nms-thr", "-1"), ("--kpt-thr", "2")])
+def test_eval_results_refuses_bad_thresholds(flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    ann = Path(__file__).parent / "data" / "coco_val2017_samples" / "person_keypoints.json"
+    assert main(["eval-results", str(ann), str(ann), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err

@@ -27,8 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..evaluation.coco import evaluate_keypoints, format_table
 
+    if not 0.0 < args.nms_thr <= 1.0:  # also false for NaN
+        raise ConfigError(f"--nms-thr must be in (0, 1], got {args.nms_thr}")
+    if not 0.0 <= args.kpt_thr <= 1.0:
+        raise ConfigError(f"--kpt-thr must be in [0, 1], got {args.kpt_thr}")
     nms = None if args.no_nms else ("soft" if args.soft_nms else "oks")
     stats = evaluate_keypoints(args.annotations, args.results, rescore=not args.no_rescore, nms=nms,
                                nms_thr=args.nms_thr, kpt_thr=args.kpt_thr)

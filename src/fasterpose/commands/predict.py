@@ -347,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"input {src} does not exist (give an image, a folder, a video file or a webcam index)")
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.threads is not None and args.threads < 1:
+        raise DataError(f"--threads must be >= 1, got {args.threads}")
     boxes = _Boxes(args)
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),

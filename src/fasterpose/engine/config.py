@@ -271,6 +271,51 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.nms": ("oks", "soft", "none"),
 }
 
+# Numeric settings and their valid range: (low, high, low inclusive, high inclusive); None = unbounded. NaN is never
+# valid. Checked when a config is built, so a bad value fails before any data is generated or any time is spent.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "optim.lr": (0.0, None, False, False),
+    "optim.weight_decay": (0.0, None, True, False),
+    "optim.momentum": (0.0, 1.0, True, False),
+    "optim.gamma": (0.0, None, False, False),
+    "optim.min_lr_factor": (0.0, 1.0, True, True),
+    "optim.warmup_iters": (0, None, True, False),
+    "optim.warmup_epochs": (0.0, None, True, False),
+    "optim.warmup_factor": (0.0, 1.0, False, True),
+    "optim.grad_clip": (0.0, None, False, False),
+    "train.epochs": (1, None, True, False),
+    "train.batch_size": (1, None, True, False),
+    "train.workers": (0, None, True, False),
+    "train.threads": (1, None, True, False),
+    "train.checkpoint_every_iters": (0, None, True, False),
+    "train.val_every": (0, None, True, False),
+    "train.val_batch_size": (1, None, True, False),
+    "train.time_budget_s": (0.0, None, False, False),
+    "train.max_iters": (1, None, True, False),
+    "train.log_every": (0, None, True, False),
+    "eval.det_score_thr": (0.0, 1.0, True, True),
+    "eval.nms_thr": (0.0, 1.0, False, True),
+    "eval.kpt_thr": (0.0, 1.0, True, True),
+    "eval.batch_size": (1, None, True, False),
+    "data.codec.sigma": (0.0, None, False, False),
+}
+
+
+def _check_range(key: str, value: Any, source: str) -> None:
+    if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high, low_in, high_in = RANGES[key]
+    ok = value == value  # NaN fails
+    if ok and low is not None:
+        ok = value >= low if low_in else value > low
+    if ok and high is not None:
+        ok = value <= high if high_in else value < high
+    if not ok:
+        lo = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
+        hi = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
+        raise ConfigError(f"{source}: {key} must be {' and '.join(x for x in (lo, hi) if x)}, got {value!r}")
+
+
 # String settings whose choices YAML would read as booleans (``cpu_amp: off`` is ``False`` in YAML 1.1).
 BOOL_ALIASES: dict[str, dict[bool, str]] = {
     "train.cpu_amp": {False: "off", True: "auto"},
@@ -417,6 +462,7 @@ def _build(cls: type, d: Any, prefix: str, source: str) -> Any:
         raise ConfigError(f"{source}: {prefix.rstrip('.')}: {e}") from None
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
+        _check_range(key, getattr(obj, f.name), source)
         if key in CHOICES and getattr(obj, f.name) not in CHOICES[key]:
             value = getattr(obj, f.name)
             close = difflib.get_close_matches(str(value), CHOICES[key], n=1)
