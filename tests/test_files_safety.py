@@ -174,3 +174,66 @@ def test_eval_results_refuses_bad_thresholds(flag: str, value: str, capsys: pyte
     assert main(["eval-results", str(ann), str(ann), flag, value]) == 2
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err
+
+
+# --- damaged media and models: warned about or refused, never silently wrong ---------------------------------------
+
+def test_predict_warns_about_a_truncated_video(onnx_model: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    data = (PEOPLE / "vtest_short.avi").read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 3])  # the header still announces 20 frames; 7 decode
+    out = tmp_path / "out"
+    assert main(["predict", str(cut), "--onnx", str(onnx_model), "--full-image", "--out", str(out), "--no-draw"]) == 0
+    printed = capsys.readouterr().out
+    assert "truncated input" in printed and "cut.avi (7 of 20 frames)" in printed
+
+
+def test_predict_ctrl_c_on_a_video_keeps_the_frames_before_it(onnx_model: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from fasterpose.commands import predict
+
+    real = predict._Run.process
+
+    def interrupt_at_frame_5(self, image, image_id, file_name, frame=None):  # noqa: ANN001, ANN202
+        if frame == 5:
+            raise KeyboardInterrupt
+        return real(self, image, image_id, file_name, frame=frame)
+
+    monkeypatch.setattr(predict._Run, "process", interrupt_at_frame_5)
+    out = tmp_path / "out"
+    assert main(["predict", str(PEOPLE / "vtest_short.avi"), "--onnx", str(onnx_model), "--full-image",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert sorted({r["frame"] for r in results}) == [0, 1, 2, 3, 4]
+    assert json.loads((out / "results_incomplete.json").read_text())["frames"] == 5
+    assert (out / "vtest_short_pose.mp4").stat().st_size > 0
+    assert "interrupted" in capsys.readouterr().out
+    # a complete run into the same folder clears the marker
+    monkeypatch.setattr(predict._Run, "process", real)
+    assert main(["predict", str(PEOPLE / "vtest_short.avi"), "--onnx", str(onnx_model), "--full-image",
+                 "--out", str(out), "--max-frames", "3"]) == 0
+    assert not (out / "results_incomplete.json").exists()
+
+
+def test_predict_refuses_a_model_that_outputs_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    from fasterpose import create_model
+    from fasterpose.checkpoint import save_checkpoint
+    from fasterpose.spec import PoseSpec
+
+    model = create_model("fasterpose_shufflev2")
+    with torch.no_grad():
+        model.head.final.bias[0] = float("nan")  # one damaged weight
+    spec = PoseSpec(model_name="fasterpose_shufflev2", input_size=(128, 96), codec={"input_size": [128, 96]})
+    ckpt = tmp_path / "nan.pth"
+    save_checkpoint(ckpt, {"spec": spec, "model": model.state_dict(), "config": None})
+    out = tmp_path / "out"
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), "--checkpoint", str(ckpt), "--full-image",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "non-finite keypoints" in err and "Traceback" not in err
+    assert not (out / "results.json").exists()

@@ -116,14 +116,28 @@ def test_predict_single_image_full_image_and_hog(models, tmp_path, capsys):
     assert len(json.loads((out2 / "results.json").read_text())) >= 1
 
 
-def test_unreadable_inputs_leave_no_outputs(models, photo_dir, tmp_path, capsys):
+def test_unreadable_inputs(models, photo_dir, tmp_path, capsys):
+    """One unreadable image in a folder: the others are kept and the bad one is reported. A truncated JPEG (it
+    decodes, grey where the file ends) is predicted with a warning. A lone unreadable image or video: exit 2 and no
+    output."""
     (photo_dir / "zz_broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    data = (PEOPLE / "messi5.jpg").read_bytes()
+    (photo_dir / "cut.jpg").write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     rc = main(["predict", str(photo_dir), "--onnx", str(models["onnx"]), "--full-image", "--out", str(out)])
-    assert rc == 2
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "1 images could not be read and were skipped: zz_broken.jpg" in printed
+    assert "truncated input" in printed and "cut.jpg" in printed
+    drawn = sorted(p.name for p in out.iterdir())
+    assert drawn == sorted(["cut.jpg", "results.json"] + [Path(n).stem + ".jpg" for n in PHOTOS])
+    single = tmp_path / "single"
+    assert main(["predict", str(photo_dir / "zz_broken.jpg"), "--onnx", str(models["onnx"]), "--full-image",
+                 "--out", str(single)]) == 2
     err = capsys.readouterr().err
     assert "zz_broken.jpg" in err and "nothing was written" in err
-    assert not out.exists() or list(out.iterdir()) == []
+    assert not single.exists() or list(single.iterdir()) == []
+    out = single
     broken_video = tmp_path / "broken.avi"
     broken_video.write_bytes(b"RIFF garbage")
     assert main(["predict", str(broken_video), "--onnx", str(models["onnx"]), "--full-image",

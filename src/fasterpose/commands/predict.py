@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import CheckpointError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ class _Run:
         self.frames = 0
         self.persons = 0
         self.skipped_boxes = 0
+        self.unreadable: list[str] = []
+        self.truncated: list[str] = []
+        self.interrupted = False
         self.model_ms = 0.0
         self.pre_ms = 0.0
         self.post_ms = 0.0
@@ -184,6 +187,10 @@ class _Run:
         self.persons += len(people)
         if people:
             kp = np.stack([p["keypoints"] for p in people])
+            if not np.isfinite(kp).all():
+                raise CheckpointError(f"the model produced non-finite keypoints (NaN or inf) on {file_name}: its "
+                                      "weights are probably damaged (a NaN in the checkpoint). Nothing was written; "
+                                      "use another checkpoint or re-export the model")
             res = make_results([image_id] * len(people), kp, np.array([p["box_score"] for p in people]),
                                np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None)
             for r, p in zip(res, people):
@@ -218,6 +225,24 @@ def _progress(total: int | None, desc: str) -> Any:
 
     return tqdm(total=total, desc=desc, unit="frame" if desc != "images" else "img", dynamic_ncols=True,
                 disable=None, leave=False)
+
+
+def _truncated(path: Path) -> bool:
+    """Whether a JPEG or PNG file ends before its end marker (a partial download or copy). Other formats: False."""
+    suffix = path.suffix.lower()
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64))
+            tail = f.read()
+    except OSError:
+        return False
+    if suffix in (".jpg", ".jpeg"):
+        return b"\xff\xd9" not in tail  # EOI marker (some writers pad after it)
+    if suffix == ".png":
+        return b"IEND" not in tail
+    return False
 
 
 def drawn_image_names(files: list[Path]) -> dict[Path, str]:
@@ -263,7 +288,17 @@ def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namesp
             continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise DataError(f"cannot read image {path} (missing, unreadable or not an image); nothing was written")
+            if len(files) == 1:
+                raise DataError(f"cannot read image {path} (missing, unreadable or not an image); nothing was written")
+            logger.warning("cannot read image %s (unreadable or not an image); skipped, the others are kept", path)
+            run.unreadable.append(path.name)
+            if bar is not None:
+                bar.update()
+            continue
+        if _truncated(path):
+            logger.warning("image %s is truncated (the file ends before the image does; the decoder filled the rest "
+                           "with grey): its poses may be wrong", path)
+            run.truncated.append(path.name)
         drawn = run.process(image, image_id, path.name)
         if not args.no_draw:
             target = stage / out_names[path]
@@ -276,6 +311,8 @@ def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namesp
             bar.update()
     if bar is not None:
         bar.close()
+    if run.unreadable and len(run.unreadable) + missing == len(files):
+        raise DataError(f"none of the {len(files)} images could be read; nothing was written")
     if missing == len(files):
         raise DataError(f"none of the {len(files)} images has an entry in {run.boxes.path}; is it the detection "
                         "file for these images? (matched by the file's images list or the digits in the file name)")
@@ -323,9 +360,13 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
                 if args.show and _show(drawn):
                     break
         except KeyboardInterrupt:
+            # Ctrl-C keeps what was done: the frames so far are written (results marked incomplete for a file).
             if not isinstance(source, int):
-                raise
-            logger.info("stopped by the user")  # webcam: Ctrl-C ends the recording normally
+                run.interrupted = True
+                logger.warning("interrupted at frame %d: keeping the results and the drawn video of the frames "
+                               "before it (results.json is marked incomplete)", run.frames)
+            else:
+                logger.info("stopped by the user")  # webcam: Ctrl-C ends the recording normally
         finally:
             bar.close()
             if writer is not None:
@@ -334,6 +375,11 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         cap.release()
     if run.frames == 0:
         raise DataError(f"no frame of {source} could be decoded")
+    expected = total if not isinstance(source, int) else None
+    if expected and not run.interrupted and run.frames < expected and not (args.show and run.frames):
+        logger.warning("video %s: decoded %d of the %d frames its header announces (truncated or damaged file); "
+                       "results cover the decoded frames only", source, run.frames, expected)
+        run.truncated.append(f"{Path(str(source)).name} ({run.frames} of {expected} frames)")
     return [target] if target is not None else []
 
 
@@ -393,6 +439,13 @@ def run(args: argparse.Namespace) -> int:
 
         for f in written:  # the staging folder is inside --out: same file system, atomic renames
             os.replace(f, writable_target(out / f.name))
+        marker = results_path.with_name("results_incomplete.json")
+        if run_.interrupted:
+            from ..io_utils import atomic_write_json
+
+            atomic_write_json(marker, {"incomplete": True, "frames": run_.frames, "note": "interrupted by the user"})
+        elif marker.is_file():
+            marker.unlink()  # this run's results.json is complete
         write_results(results_path, run_.results)
     if args.show:
         import cv2
@@ -407,8 +460,14 @@ def run(args: argparse.Namespace) -> int:
           f"decode+map back {run_.post_ms / n:.1f}")
     if missing:
         print(f"{missing} images skipped: no entry in {args.boxes}")
+    if run_.unreadable:
+        print(f"{len(run_.unreadable)} images could not be read and were skipped: {', '.join(run_.unreadable)}")
+    if run_.truncated:
+        print(f"warning: truncated input (results may be wrong there): {', '.join(run_.truncated)}")
+    if run_.interrupted:
+        print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
-        print(f"{run_.skipped_boxes} boxes skipped: wholly outside their image")
+        print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
     print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if kind == 'frames' else 'images'} to {out}"
                                      if written else ""))
     return 0

@@ -295,9 +295,9 @@ class Predictor:
         t0 = time.perf_counter()
         clipped, valid = clip_boxes(boxes[:, :4], image.shape)
         if not valid.all():
-            logger.warning("%d of %d boxes lie outside the %dx%d image (or have no area); they get zero keypoint "
-                           "scores: %s", int((~valid).sum()), len(boxes), image.shape[1], image.shape[0],
-                           boxes[~valid, :4].round(1).tolist())
+            logger.warning("%d of %d boxes have less than one pixel inside the %dx%d image (outside it, or too "
+                           "small); they get zero keypoint scores: %s", int((~valid).sum()), len(boxes),
+                           image.shape[1], image.shape[0], boxes[~valid, :4].round(1).tolist())
         k = self.keypoint_set.num_keypoints
         keypoints = np.zeros((len(boxes), k, 3))
         t1 = t2 = t0
