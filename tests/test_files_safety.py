@@ -237,3 +237,37 @@ def test_predict_refuses_a_model_that_outputs_nan(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "non-finite keypoints" in err and "Traceback" not in err
     assert not (out / "results.json").exists()
+
+
+# --- unwritable outputs fail before the work, not after it ---------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["directory", "under_a_file", "read_only"])
+def test_export_and_eval_check_their_output_first(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from fasterpose.io_utils import check_writable
+
+    if case == "directory":
+        target = tmp_path / "model.onnx"
+        target.mkdir()
+        message = "is a directory"
+    elif case == "under_a_file":
+        (tmp_path / "afile").write_text("mine")
+        target = tmp_path / "afile" / "model.onnx"
+        message = "is a file, not a folder"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        target = ro / "model.onnx"
+        monkeypatch.setattr(os, "access", lambda p, mode: False)  # root ignores permission bits: simulate them
+        message = "not writable"
+    with pytest.raises(DataError, match=message):
+        check_writable(target, "--out")
+    # the commands stop at once with that message, before loading anything (the checkpoint does not even exist)
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    results = target.with_suffix(".json")
+    if case != "directory":
+        assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt"), "--results", str(results)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err

@@ -43,6 +43,34 @@ def writable_target(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_writable(path: str | os.PathLike, what: str) -> Path:
+    """Fail early, before any long work, if ``path`` cannot be written: it is a directory or device, a folder on
+    its way is a file, or its folder is not writable. Creates nothing.
+
+    Args:
+        path: the output file.
+        what: how the user named it, for the message (e.g. ``"--results"``).
+
+    Returns:
+        The path that will be written (a symlink's target).
+
+    Raises:
+        DataError: naming ``what``, the path and the reason.
+    """
+    try:
+        target = writable_target(path)
+    except DataError as e:
+        raise DataError(f"{what}: {e}") from None
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(f"{what} {path}: {folder} is a file, not a folder; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {path}: the folder {folder} is not writable; choose another path")
+    return target
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
     """Remove ``.*.tmp.<pid>.*`` files whose writing process no longer exists (killed mid-write)."""
     try:

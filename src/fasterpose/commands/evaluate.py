@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import distributed as D
     from ..engine.evaluate import evaluate_checkpoint
     from ..evaluation import format_pckh_table, format_table
+    from ..io_utils import check_writable
 
+    if args.results:
+        check_writable(args.results, "--results")  # before the evaluation, not after it
     overrides = list(args.opt)
     if args.boxes is not None:
         overrides.append(f"eval.boxes={args.boxes}")

@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".onnx":
         raise DataError(f"--out {out} should end in .onnx")
+    from ..io_utils import check_writable
+
+    check_writable(out, "--out")
     ckpt = load_checkpoint(args.checkpoint)
     try:
         spec = PoseSpec.from_dict(ckpt["spec"])
