@@ -271,3 +271,20 @@ def test_export_and_eval_check_their_output_first(tmp_path: Path, case: str, cap
         assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt"), "--results", str(results)]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+
+
+def test_predict_leaves_no_leftovers(onnx_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A staging folder of a killed run goes with the next run; a failed run leaves no empty output folder."""
+    out = tmp_path / "out"
+    stale = out / f".predict-{2 ** 22 + 7}-abcd"  # a dead process's staging folder
+    stale.mkdir(parents=True)
+    (stale / "half.jpg").write_bytes(b"x")
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), "--onnx", str(onnx_model), "--full-image",
+                 "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["messi5.jpg", "results.json"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    fresh = tmp_path / "new_folder"
+    assert main(["predict", str(broken), "--onnx", str(onnx_model), "--full-image", "--out", str(fresh)]) == 2
+    assert not fresh.exists()
+    assert "broken.jpg" in capsys.readouterr().err

@@ -385,7 +385,6 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
 
 def run(args: argparse.Namespace) -> int:
     from ..deploy.predictor import Predictor
-    from ..evaluation.coco import write_results
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()
@@ -415,15 +414,46 @@ def run(args: argparse.Namespace) -> int:
     else:
         inputs, names = [path], list(drawn_image_names([path]).values())
     _check_outputs(out, ["results.json", *([] if args.no_draw else names)], inputs)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the output folder --out {out} ({e.strerror}); give a writable folder") from e
+    _remove_stale_staging(out)
+    try:
+        return _predict(args, src, webcam, path, inputs, out, boxes, predictor)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a failed run leaves no empty folder behind
+        raise
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove ``.predict-<pid>-*`` staging folders of runs that were killed (their process no longer exists)."""
+    import shutil
+
+    for entry in out.glob(".predict-*"):
+        pid = entry.name[len(".predict-"):].split("-", 1)[0]
+        if not entry.is_dir() or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, inputs: list[Path], out: Path,
+             boxes: _Boxes, predictor: Any) -> int:
+    from ..evaluation.coco import write_results
+
     run_ = _Run(predictor, boxes, args)
     missing = 0
     t0 = time.perf_counter()
     # Outputs are produced in a staging folder inside --out and moved into place only when everything succeeded.
-    with tempfile.TemporaryDirectory(prefix=".predict-", dir=out) as stage_dir:
+    with tempfile.TemporaryDirectory(prefix=f".predict-{os.getpid()}-", dir=out) as stage_dir:
         stage = Path(stage_dir)
         if webcam:
             written = _run_video(run_, int(src), stage, args)
