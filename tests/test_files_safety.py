@@ -288,3 +288,58 @@ def test_predict_leaves_no_leftovers(onnx_model: Path, tmp_path: Path, capsys: p
     assert main(["predict", str(broken), "--onnx", str(onnx_model), "--full-image", "--out", str(fresh)]) == 2
     assert not fresh.exists()
     assert "broken.jpg" in capsys.readouterr().err
+
+
+# --- eval-results: malformed files are named, never a traceback ----------------------------------------------------
+
+COCO_ANN = Path(__file__).parent / "data" / "coco_val2017_samples" / "person_keypoints.json"
+
+
+def _one_result() -> dict:
+    import json
+
+    gt = json.loads(COCO_ANN.read_text())
+    a = next(a for a in gt["annotations"] if a["num_keypoints"] > 0)
+    return {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 0.9,
+            "bbox": a["bbox"]}
+
+
+@pytest.mark.parametrize("case, message", [
+    ("bbox_text", "'bbox' is"), ("bbox_null", "'bbox' is"), ("huge_score", "digits"), ("nan_keypoint", "finite"),
+    ("deep", "nested too deeply"),
+])
+def test_eval_results_malformed_results(tmp_path: Path, case: str, message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    r = _one_result()
+    path = tmp_path / "results.json"
+    if case == "bbox_text":
+        r["bbox"] = ["a", 1, 2, 3]
+    elif case == "bbox_null":
+        r["bbox"] = None
+    elif case == "nan_keypoint":
+        r["keypoints"][0] = float("nan")
+    if case == "huge_score":
+        path.write_text(json.dumps([r]).replace('"score": 0.9', '"score": 1' + "0" * 400))
+    elif case == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        path.write_text(json.dumps([r]))
+    assert main(["eval-results", str(COCO_ANN), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and "Traceback" not in err
+
+
+def test_eval_results_refuses_nan_ground_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    gt = json.loads(COCO_ANN.read_text())
+    gt["annotations"][0]["keypoints"][0] = float("nan")
+    ann = tmp_path / "gt.json"
+    ann.write_text(json.dumps(gt))  # Python writes the NaN token, which json.load reads back
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([_one_result()]))
+    assert main(["eval-results", str(ann), str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "not a finite number" in err and "gt.json" in err and "Traceback" not in err

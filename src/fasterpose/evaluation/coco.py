@@ -84,6 +84,19 @@ def _read_json(path: str | os.PathLike, kind: str, hint: str) -> Any:
                         f"the {kind} file must be a JSON document") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file; the {kind} file must be a JSON document") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a {kind} file; the {kind} file must be a COCO "
+                        "document") from None
+
+
+def _finite(v: Any) -> bool:
+    """A JSON number that is finite as a float (not a bool; an integer too large for a float is not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _name_some(values: Sequence[Any], limit: int = 5) -> str:
@@ -152,6 +165,9 @@ def load_coco(ann_file: str | os.PathLike) -> COCO:
             n = len(kps) if isinstance(kps, list) else type(kps).__name__
             raise DataError(f"{path}: annotations[{i}] (id {ann['id']!r}) 'keypoints' has length {n}, expected "
                             f"3 * {k} = {3 * k} (x, y, v per keypoint of category {ann['category_id']!r})")
+        if not all(_finite(v) for v in kps):
+            raise DataError(f"{path}: annotations[{i}] (id {ann['id']!r}) 'keypoints' contains a value that is not a "
+                            "finite number (NaN, infinity or text); fix the annotation")
         if ann["image_id"] not in image_ids:
             unknown_images.append(ann["image_id"])
     if unknown_images:
@@ -326,11 +342,16 @@ def _validate_results(results: Any, coco: COCO, source: str) -> list[dict[str, A
             n = len(kps) if isinstance(kps, list) else type(kps).__name__
             raise DataError(f"{source}: entry [{i}] 'keypoints' has length {n}, expected 3 * {k} = {3 * k} "
                             "(a flat list x1, y1, s1, x2, y2, s2, ...)")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in kps):
+        if not all(_finite(v) for v in kps):
             raise DataError(f"{source}: entry [{i}] 'keypoints' contains a value that is not a finite number")
         s = r["score"]
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s):
-            raise DataError(f"{source}: entry [{i}] 'score' is {s!r}, not a finite number")
+        if not _finite(s):
+            shown = s if not isinstance(s, int) or abs(s) < 10 ** 20 else f"an integer of {len(str(abs(s)))} digits"
+            raise DataError(f"{source}: entry [{i}] 'score' is {shown!r}, not a finite number")
+        if "bbox" in r and not (isinstance(r["bbox"], list) and len(r["bbox"]) == 4
+                                and all(_finite(v) for v in r["bbox"])):
+            raise DataError(f"{source}: entry [{i}] 'bbox' is {r['bbox']!r}; it must be 4 finite numbers "
+                            "[x, y, width, height], or be left out")
         try:
             if r["image_id"] not in gt_images:
                 unknown.add(r["image_id"])
