@@ -343,3 +343,24 @@ def test_eval_results_refuses_nan_ground_truth(tmp_path: Path, capsys: pytest.Ca
     assert main(["eval-results", str(ann), str(results)]) == 2
     err = capsys.readouterr().err
     assert "not a finite number" in err and "gt.json" in err and "Traceback" not in err
+
+
+def test_train_finds_an_empty_validation_file_before_training(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    gt = json.loads(COCO_ANN.read_text())
+    gt["annotations"] = []
+    val = tmp_path / "val.json"
+    val.write_text(json.dumps(gt))
+    images = COCO_ANN.parent
+    out = tmp_path / "run"
+    args = ["train", "coco_fasterpose_r50_256x192", "--out", str(out), "--device", "cpu"]
+    for o in (f"data.train_ann={COCO_ANN}", f"data.train_images={images}", f"data.val_ann={val}",
+              f"data.val_images={images}", "model.name=fasterpose_r18", "model.pretrained=null",
+              "data.input_size=[64,64]", "train.batch_size=2", "train.val_every=1", "train.epochs=1", "eval.boxes=gt"):
+        args += ["--opt", o]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "val.json" in err and ("no persons" in err or "no annotations" in err) and "Traceback" not in err
+    assert not (out / "last.pt").exists()

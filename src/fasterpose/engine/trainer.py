@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
-from ..errors import CheckpointError, ConfigError, FasterPoseError
+from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
 from ..evaluation.inference import collate, evaluate_dataset, unwrap
 from ..io_utils import atomic_write_text
 from ..keypoints import get_keypoint_set
@@ -327,6 +327,11 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
         D.barrier()
         if not main:
             val_set = build_dataset(cfg, "val", codec)
+        if len(val_set) == 0:  # found now, not after the whole training time was spent
+            source = "the synthetic val split" if cfg.data.dataset == "synthetic" else cfg.data.val_ann
+            raise DataError(f"the validation set ({source}) has no persons "
+                            "to evaluate (no annotations with keypoints, or no boxes above eval.det_score_thr); fix "
+                            "data.val_ann / eval.boxes, or train without validation: --opt train.val_every=0")
     sampler = D.ShardedBatchSampler(len(train_set), t_cfg.batch_size, rank=dist_info.rank, world_size=world,
                                     seed=t_cfg.seed, shuffle=True, drop_last=True)
     iters_per_epoch = sampler.batches_per_epoch
