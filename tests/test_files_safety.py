@@ -364,3 +364,23 @@ def test_train_finds_an_empty_validation_file_before_training(tmp_path: Path,
     err = capsys.readouterr().err
     assert "val.json" in err and ("no persons" in err or "no annotations" in err) and "Traceback" not in err
     assert not (out / "last.pt").exists()
+
+
+def test_resume_with_another_models_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from _engine_utils import TINY, restore_torch_state
+
+    run = tmp_path / "run"
+    args = ["train", "synthetic_fasterpose_r18", "--out", str(run), "--device", "cpu"]
+    for o in (*TINY, "train.max_iters=1", "train.epochs=1"):
+        args += ["--opt", o]
+    with restore_torch_state():
+        assert main(args) == 0
+    capsys.readouterr()
+    before = _digest(run)
+    other = ["train", "synthetic_fasterpose_r18", "--resume", str(run / "last.pt"), "--device", "cpu"]
+    for o in (*TINY, "model.name=fasterpose_mbv2", "model.kwargs={}"):
+        other += ["--opt", o]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "fasterpose_mbv2" in err and "nothing was written" in err and "Traceback" not in err
+    assert _digest(run) == before  # config.yaml and the checkpoints untouched

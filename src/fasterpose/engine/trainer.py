@@ -267,6 +267,8 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     resume_path = (out_dir / "last.pt") if resume is True else (Path(resume) if resume else None)
     if resume_path is not None and not resume_path.is_file():
         raise CheckpointError(f"--resume: checkpoint {resume_path} does not exist")
+    if resume_path is not None:
+        _check_resume_fits(cfg, resume_path)  # before anything in the run folder is touched (config.yaml)
     use_amp = cfg.train.amp and dev.type == "cuda"
     cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
@@ -284,6 +286,24 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
         if log_handler is not None:
             logging.getLogger("fasterpose").removeHandler(log_handler)
             log_handler.close()
+
+
+def _check_resume_fits(cfg: Config, resume_path: Path) -> None:
+    """The checkpoint to resume must hold the model the config builds; say which differs, before writing anything."""
+    from ..checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(resume_path)
+    have = build_model(cfg, pretrained=False).state_dict()
+    theirs = ckpt.get("model") or {}
+    missing = [k for k in have if k not in theirs]
+    mismatched = [k for k in have if k in theirs and tuple(theirs[k].shape) != tuple(have[k].shape)]
+    if missing or mismatched or len(theirs) != len(have):
+        spec = ckpt.get("spec") or {}
+        raise ConfigError(f"--resume {resume_path}: the checkpoint holds {spec.get('model_name', 'another model')} "
+                          f"{spec.get('model_kwargs', '')} but the config builds {cfg.model.name} {cfg.model.kwargs}"
+                          f" ({len(missing)} missing and {len(mismatched)} differently shaped weights). Resume with "
+                          f"the run's own config (omit CONFIG: fasterpose train --resume {resume_path}) or start a "
+                          "new run with --out NEW_FOLDER; nothing was written")
 
 
 def cpu_bf16_enabled(mode: str) -> bool:
