@@ -186,7 +186,16 @@ def test_predict_warns_about_a_truncated_video(onnx_model: Path, tmp_path: Path,
     out = tmp_path / "out"
     assert main(["predict", str(cut), "--onnx", str(onnx_model), "--full-image", "--out", str(out), "--no-draw"]) == 0
     printed = capsys.readouterr().out
-    assert "truncated input" in printed and "cut.avi (7 of 20 frames)" in printed
+    assert "suspect input" in printed and "cut.avi (7 of 20 frames)" in printed
+
+
+def test_predict_warns_when_an_image_detection_file_is_used_on_a_video(onnx_model: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["predict", str(PEOPLE / "vtest_short.avi"), "--onnx", str(onnx_model), "--boxes",
+                 str(PEOPLE / "person_detections.json"), "--out", str(out), "--no-draw"]) == 0
+    printed = capsys.readouterr().out
+    assert "person_detections.json is an image detection file" in printed
 
 
 def test_predict_ctrl_c_on_a_video_keeps_the_frames_before_it(onnx_model: Path, tmp_path: Path,

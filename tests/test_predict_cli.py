@@ -128,7 +128,7 @@ def test_unreadable_inputs(models, photo_dir, tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "1 images could not be read and were skipped: zz_broken.jpg" in printed
-    assert "truncated input" in printed and "cut.jpg" in printed
+    assert "suspect input" in printed and "cut.jpg" in printed
     drawn = sorted(p.name for p in out.iterdir())
     assert drawn == sorted(["cut.jpg", "results.json"] + [Path(n).stem + ".jpg" for n in PHOTOS])
     single = tmp_path / "single"

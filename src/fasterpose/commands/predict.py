@@ -346,6 +346,18 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
             total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
             if total and args.max_frames:
                 total = min(total, args.max_frames)
+        dets = run.boxes.dets
+        if dets is not None and not isinstance(source, int):
+            video_name = dets.meta.get("video")
+            if dets.file_names and "frames" not in dets.meta:
+                # a detection file for image files: its ids are not frame indices
+                logger.warning("%s lists image files (%s) but the input is the video %s; its boxes are applied to "
+                               "the frames whose index equals an image id, which is probably wrong. Use the video's "
+                               "own detection file, --hog or --full-image", run.boxes.path,
+                               ", ".join(sorted(Path(n).name for n in dets.file_names.values())[:3]), name)
+                run.truncated.append(f"{Path(str(run.boxes.path)).name} is an image detection file, not {name}'s")
+            elif isinstance(video_name, str) and Path(video_name).name != name:
+                logger.warning("%s was written for the video %s, not %s", run.boxes.path, video_name, name)
         if run.boxes.dets is not None and "frames" in run.boxes.dets.meta and total:
             if int(run.boxes.dets.meta["frames"]) < total:
                 logger.warning("%s describes %s frames but the video has %d; later frames have no boxes",
@@ -493,7 +505,7 @@ def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, input
     if run_.unreadable:
         print(f"{len(run_.unreadable)} images could not be read and were skipped: {', '.join(run_.unreadable)}")
     if run_.truncated:
-        print(f"warning: truncated input (results may be wrong there): {', '.join(run_.truncated)}")
+        print(f"warning: suspect input (results may be wrong there): {', '.join(run_.truncated)}")
     if run_.interrupted:
         print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
