@@ -393,3 +393,26 @@ def test_resume_with_another_models_config_is_refused(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert "fasterpose_mbv2" in err and "nothing was written" in err and "Traceback" not in err
     assert _digest(run) == before  # config.yaml and the checkpoints untouched
+
+
+# --- synth and bench ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_synth_out_dir_that_is_a_file(tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    out = mine if where == "file" else mine / "data"
+    assert main(["synth", str(out), "--images", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "Traceback" not in err and mine.read_text() == "mine"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "0"], "--threads"), (["--batch", "-1"], "--batch"), (["--input-size", "250x190"], "multiples of 32"),
+    (["--out", "/dev/null"], "not a regular file"),
+])
+def test_bench_refuses_bad_arguments_before_running(args: list[str], message: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--models", "fasterpose_shufflev2", "--backends", "torch", "--repeats", "1", *args]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err and "prepared" not in captured.err

@@ -22,9 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..data.synthetic import SynthConfig, generate_dataset, parse_size
+    from ..errors import DataError
 
     size = parse_size(args.size)
+    out = Path(args.out_dir)
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        where = "is a file" if folder == out else f"is under the file {folder}"
+        raise DataError(f"OUT_DIR {out} {where}; give a folder for the dataset (images/ and the json files)")
+    if args.max_persons is not None and args.max_persons < 1:
+        raise DataError(f"--max-persons must be >= 1, got {args.max_persons}")
     config = SynthConfig.preset(args.difficulty)
     if args.max_persons is not None:
         config = dataclasses.replace(config, max_persons=args.max_persons,
