@@ -416,3 +416,22 @@ def test_bench_refuses_bad_arguments_before_running(args: list[str], message: st
     assert main(["bench", "--models", "fasterpose_shufflev2", "--backends", "torch", "--repeats", "1", *args]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err and "prepared" not in captured.err
+
+
+def test_disk_full_during_export_is_a_message_and_leaves_nothing(onnx_model: Path, tmp_path: Path) -> None:
+    """A file-size limit (``ulimit -f``; the same errno path as a full disk) hit while writing the ONNX file."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))  # the model file is ~5 MB
+
+    out = tmp_path / "exports"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "fasterpose", "export", "--checkpoint", str(onnx_model.parent / "m.pth"),
+           "--out", str(out / "m.onnx")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "could not write" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(out.iterdir()) == []  # no half-written model, no temporary file

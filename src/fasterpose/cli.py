@@ -6,6 +6,7 @@ inside ``run`` so that ``fasterpose --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_FS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fasterpose {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # The file system refused a write (disk full, file-size limit, read-only, no permission): the user's to fix,
+        # so a message, not a traceback. The atomic writers have already removed their temporary files.
+        if e.errno not in _FS_ERRNOS:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        print(f"fasterpose {args.command}: error: could not write{where}: {e.strerror}; free some space or choose "
+              "another output path (no half-written file was left)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
