@@ -435,3 +435,16 @@ def test_disk_full_during_export_is_a_message_and_leaves_nothing(onnx_model: Pat
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "could not write" in proc.stderr and "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []  # no half-written model, no temporary file
+
+
+def test_predict_into_another_runs_folder_is_refused(onnx_model: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    base = ["--onnx", str(onnx_model), "--full-image", "--out", str(out)]
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), *base]) == 0
+    before = _digest(out)
+    assert main(["predict", str(PEOPLE / "astronaut.png"), *base]) == 2
+    err = capsys.readouterr().err
+    assert "holds the results of another run" in err and "messi5.jpg" in err and "Traceback" not in err
+    assert _digest(out) == before
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), *base]) == 0  # the same inputs again: replaced in place

@@ -270,6 +270,26 @@ def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
                             "another --out folder")
 
 
+def _check_not_another_run(out: Path, file_names: set[str]) -> None:
+    """Refuse an ``--out`` that holds another run's results (other inputs): its results.json would be replaced while
+    that run's drawings stayed, a folder that no longer says what it holds. Re-running on the same inputs is fine."""
+    import json
+
+    previous = out / "results.json"
+    if not previous.is_file():
+        return
+    try:
+        earlier = {r.get("file_name") for r in json.loads(previous.read_text()) if isinstance(r, dict)}
+    except (OSError, ValueError, TypeError):
+        earlier = {"?"}
+    earlier.discard(None)
+    other = sorted(n for n in earlier if n not in file_names and not any(n.startswith("webcam") for n in file_names))
+    if other:
+        raise DataError(f"--out {out} holds the results of another run (of {', '.join(other[:3])}"
+                        f"{' ...' if len(other) > 3 else ''}); this run would replace its results.json and leave its "
+                        "drawings. Write to a new folder, or remove that run's outputs first")
+
+
 def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
     import cv2
 
@@ -426,6 +446,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         inputs, names = [path], list(drawn_image_names([path]).values())
     _check_outputs(out, ["results.json", *([] if args.no_draw else names)], inputs)
+    _check_not_another_run(out, {p.name for p in inputs} if inputs else {names[0]})
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -477,18 +498,21 @@ def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, input
             written, missing = _run_images(run_, [path], stage, args)
         wall = time.perf_counter() - t0
         results_path = out / "results.json"
-        from ..io_utils import writable_target
+        from ..io_utils import atomic_write_json, writable_target
 
-        for f in written:  # the staging folder is inside --out: same file system, atomic renames
-            os.replace(f, writable_target(out / f.name))
+        # Everything is written into the staging folder first (the only step that needs disk space); then renames,
+        # which need none, put the run into place: a disk that fills up cannot leave new images beside old results.
+        write_results(stage / "results.json", run_.results)
         marker = results_path.with_name("results_incomplete.json")
         if run_.interrupted:
-            from ..io_utils import atomic_write_json
-
-            atomic_write_json(marker, {"incomplete": True, "frames": run_.frames, "note": "interrupted by the user"})
-        elif marker.is_file():
+            atomic_write_json(stage / marker.name,
+                              {"incomplete": True, "frames": run_.frames, "note": "interrupted by the user"})
+            written.append(stage / marker.name)
+        for f in written:  # the staging folder is inside --out: same file system, atomic renames
+            os.replace(f, writable_target(out / f.name))
+        if not run_.interrupted and marker.is_file():
             marker.unlink()  # this run's results.json is complete
-        write_results(results_path, run_.results)
+        os.replace(stage / "results.json", writable_target(results_path))
     if args.show:
         import cv2
 
