@@ -448,3 +448,20 @@ def test_predict_into_another_runs_folder_is_refused(onnx_model: Path, tmp_path:
     assert "holds the results of another run" in err and "messi5.jpg" in err and "Traceback" not in err
     assert _digest(out) == before
     assert main(["predict", str(PEOPLE / "messi5.jpg"), *base]) == 0  # the same inputs again: replaced in place
+
+
+@pytest.mark.parametrize("case", ["under_a_file", "read_only"])
+def test_predict_out_under_a_file_or_read_only(onnx_model: Path, tmp_path: Path, case: str,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    if case == "under_a_file":
+        (tmp_path / "afile").write_text("mine")
+        out, message = tmp_path / "afile" / "out", "is a file, not a folder"
+    else:
+        out, message = tmp_path / "ro", "not writable"
+        out.mkdir()
+        monkeypatch.setattr(os, "access", lambda p, mode: False)  # root ignores permission bits: simulate them
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), "--onnx", str(onnx_model), "--full-image",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

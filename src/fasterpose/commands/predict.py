@@ -261,6 +261,14 @@ def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
 
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file, not a folder; give a folder for the drawn images and results.json")
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(f"--out {out}: {folder} is a file, not a folder; give a folder for the drawn images and "
+                        "results.json")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"--out {out}: the folder {folder} is not writable; give a writable folder")
     inputs_resolved = {p.resolve(): p for p in inputs}
     for name in names:
         target = writable_target(out / name)  # raises for directories, devices, ...
