@@ -465,3 +465,26 @@ def test_predict_out_under_a_file_or_read_only(onnx_model: Path, tmp_path: Path,
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# --- damaged or wrong inputs to eval / export / predict: named, no traceback, nothing written ---------------------
+
+@pytest.mark.parametrize("command", ["eval", "export", "predict"])
+@pytest.mark.parametrize("damage", ["garbage", "missing", "truncated"])
+def test_damaged_checkpoints(onnx_model: Path, tmp_path: Path, command: str, damage: str,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = tmp_path / "model.pth"
+    if damage == "garbage":
+        ckpt.write_bytes(b"garbage, not a checkpoint")
+    elif damage == "truncated":
+        data = (onnx_model.parent / "m.pth").read_bytes()
+        ckpt.write_bytes(data[: len(data) // 2])  # a copy interrupted half-way
+    out = tmp_path / "out"
+    args = {"eval": ["eval", "--checkpoint", str(ckpt)],
+            "export": ["export", "--checkpoint", str(ckpt), "--out", str(out / "m.onnx")],
+            "predict": ["predict", str(PEOPLE / "messi5.jpg"), "--checkpoint", str(ckpt), "--full-image",
+                        "--out", str(out)]}[command]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "model.pth" in err and "Traceback" not in err
+    assert not out.exists() or list(out.iterdir()) == []
