@@ -61,14 +61,42 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
         target = writable_target(path)
     except DataError as e:
         raise DataError(f"{what}: {e}") from None
-    folder = target.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise DataError(f"{what} {path}: {folder} is a file, not a folder; choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DataError(f"{what} {path}: the folder {folder} is not writable; choose another path")
+    check_writable_folder(target.parent, f"{what} {path}")
     return target
+
+
+def check_writable_folder(folder: str | os.PathLike, label: str) -> None:
+    """Fail early if files cannot be created in ``folder``: the nearest existing folder on its way is a file, or it
+    is not writable. Creates nothing.
+
+    Args:
+        folder: the output folder (it need not exist yet).
+        label: how the user named the output, for the message (e.g. ``"--out results/"``).
+
+    Raises:
+        DataError: naming ``label`` and the reason.
+    """
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"{label}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"{label}: the folder {existing} is not writable; choose another path")
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists (on this machine): its leftover temporary files can go. ``False`` when it
+    exists, or when that cannot be known (another user's process)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
@@ -78,21 +106,11 @@ def _remove_stale_temporaries(folder: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        parts = entry.name.split(".tmp.", 1)[1].split(".", 1)
-        if not parts[0].isdigit():
-            continue  # not ours (older versions wrote no pid: left alone)
-        pid = int(parts[0])
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # the writer is alive: its file is in use
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OSError):
-            continue  # alive but not ours, or unknowable: leave it
-        with contextlib.suppress(OSError):
-            entry.unlink()
+        pid = entry.name.split(".tmp.", 1)[1].split(".", 1)[0]
+        # files without a pid are not ours (older versions wrote none): left alone
+        if pid.isdigit() and process_gone(int(pid)):
+            with contextlib.suppress(OSError):
+                entry.unlink()
 
 
 @contextlib.contextmanager

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
+    from ..io_utils import check_writable
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -95,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".onnx":
         raise DataError(f"--out {out} should end in .onnx")
-    from ..io_utils import check_writable
-
     check_writable(out, "--out")
     ckpt = load_checkpoint(args.checkpoint)
     try:

@@ -256,26 +256,19 @@ def drawn_image_names(files: list[Path]) -> dict[Path, str]:
 
 
 def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
-    """Refuse, before any work, outputs that would replace an input file or something that is not a regular file."""
-    from ..io_utils import writable_target
+    """Refuse, before any work, outputs that would replace an input file or something that is not a regular file,
+    and an ``--out`` that is not a (creatable, writable) folder."""
+    from ..io_utils import check_writable_folder, writable_target
 
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file, not a folder; give a folder for the drawn images and results.json")
-    folder = out
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise DataError(f"--out {out}: {folder} is a file, not a folder; give a folder for the drawn images and "
-                        "results.json")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DataError(f"--out {out}: the folder {folder} is not writable; give a writable folder")
+    check_writable_folder(out, f"--out {out}")
     inputs_resolved = {p.resolve(): p for p in inputs}
     for name in names:
-        target = writable_target(out / name)  # raises for directories, devices, ...
-        if target.resolve() in inputs_resolved:
-            raise DataError(f"--out {out}: writing {name} would overwrite the input file "
-                            f"{inputs_resolved[target.resolve()]}; fasterpose never replaces its inputs. Choose "
-                            "another --out folder")
+        target = writable_target(out / name).resolve()  # raises for directories, devices, ...
+        if target in inputs_resolved:
+            raise DataError(f"--out {out}: writing {name} would overwrite the input file {inputs_resolved[target]}; "
+                            "fasterpose never replaces its inputs. Choose another --out folder")
 
 
 def _check_not_another_run(out: Path, file_names: set[str]) -> None:
@@ -291,7 +284,7 @@ def _check_not_another_run(out: Path, file_names: set[str]) -> None:
     except (OSError, ValueError, TypeError):
         earlier = {"?"}
     earlier.discard(None)
-    other = sorted(n for n in earlier if n not in file_names and not any(n.startswith("webcam") for n in file_names))
+    other = sorted(earlier - file_names)
     if other:
         raise DataError(f"--out {out} holds the results of another run (of {', '.join(other[:3])}"
                         f"{' ...' if len(other) > 3 else ''}); this run would replace its results.json and leave its "
@@ -445,16 +438,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     path = Path(src)
     if webcam:
-        inputs, names = [], [f"webcam{src}_pose.{args.video_format}"]
+        kind, inputs, names = "webcam", [], [f"webcam{src}_pose.{args.video_format}"]
     elif path.is_dir():
-        inputs = _list_images(path)
+        kind, inputs = "images", _list_images(path)
         names = list(drawn_image_names(inputs).values())
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        inputs, names = [path], [f"{path.stem}_pose.{args.video_format}"]
+        kind, inputs, names = "video", [path], [f"{path.stem}_pose.{args.video_format}"]
     else:
-        inputs, names = [path], list(drawn_image_names([path]).values())
+        kind, inputs = "images", [path]
+        names = list(drawn_image_names(inputs).values())
     _check_outputs(out, ["results.json", *([] if args.no_draw else names)], inputs)
-    _check_not_another_run(out, {p.name for p in inputs} if inputs else {names[0]})
+    if not webcam:  # a webcam's frames are new each time: nothing to mix up
+        _check_not_another_run(out, {p.name for p in inputs})
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -462,7 +457,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"cannot create the output folder --out {out} ({e.strerror}); give a writable folder") from e
     _remove_stale_staging(out)
     try:
-        return _predict(args, src, webcam, path, inputs, out, boxes, predictor)
+        return _predict(args, src, kind, inputs, out, boxes, predictor)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed run leaves no empty folder behind
@@ -473,21 +468,16 @@ def _remove_stale_staging(out: Path) -> None:
     """Remove ``.predict-<pid>-*`` staging folders of runs that were killed (their process no longer exists)."""
     import shutil
 
+    from ..io_utils import process_gone
+
     for entry in out.glob(".predict-*"):
         pid = entry.name[len(".predict-"):].split("-", 1)[0]
-        if not entry.is_dir() or not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # still running
-        except ProcessLookupError:
+        if entry.is_dir() and pid.isdigit() and process_gone(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            continue
 
 
-def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, inputs: list[Path], out: Path,
-             boxes: _Boxes, predictor: Any) -> int:
+def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], out: Path, boxes: _Boxes,
+             predictor: Any) -> int:
     from ..evaluation.coco import write_results
 
     run_ = _Run(predictor, boxes, args)
@@ -496,14 +486,10 @@ def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, input
     # Outputs are produced in a staging folder inside --out and moved into place only when everything succeeded.
     with tempfile.TemporaryDirectory(prefix=f".predict-{os.getpid()}-", dir=out) as stage_dir:
         stage = Path(stage_dir)
-        if webcam:
-            written = _run_video(run_, int(src), stage, args)
-        elif path.is_dir():
+        if kind == "images":
             written, missing = _run_images(run_, inputs, stage, args)
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            written = _run_video(run_, str(path), stage, args)
         else:
-            written, missing = _run_images(run_, [path], stage, args)
+            written = _run_video(run_, int(src) if kind == "webcam" else str(inputs[0]), stage, args)
         wall = time.perf_counter() - t0
         results_path = out / "results.json"
         from ..io_utils import atomic_write_json, writable_target
@@ -526,10 +512,10 @@ def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, input
 
         cv2.destroyAllWindows()
     n = max(run_.frames, 1)
-    kind = "frames" if (webcam or Path(src).suffix.lower() in VIDEO_SUFFIXES) else "images"
-    print(f"{run_.frames} {kind}, {run_.persons} persons ({predictor.backend}, {predictor.spec.model_name} "
+    unit = "images" if kind == "images" else "frames"
+    print(f"{run_.frames} {unit}, {run_.persons} persons ({predictor.backend}, {predictor.spec.model_name} "
           f"{predictor.input_size[0]}x{predictor.input_size[1]}, flip test {'on' if predictor.flip_test else 'off'})")
-    print(f"ms per {kind[:-1]}: total {1e3 * wall / n:.1f} (read, boxes, crop, model, decode, draw, write), "
+    print(f"ms per {unit[:-1]}: total {1e3 * wall / n:.1f} (read, boxes, crop, model, decode, draw, write), "
           f"model {run_.model_ms / n:.1f}, crop+normalize {run_.pre_ms / n:.1f}, "
           f"decode+map back {run_.post_ms / n:.1f}")
     if missing:
@@ -542,6 +528,6 @@ def _predict(args: argparse.Namespace, src: str, webcam: bool, path: Path, input
         print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
         print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
-    print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if kind == 'frames' else 'images'} to {out}"
+    print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}"
                                      if written else ""))
     return 0

@@ -22,19 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..data.synthetic import SynthConfig, generate_dataset, parse_size
     from ..errors import DataError
+    from ..io_utils import check_writable_folder
 
     size = parse_size(args.size)
-    out = Path(args.out_dir)
-    folder = out
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        where = "is a file" if folder == out else f"is under the file {folder}"
-        raise DataError(f"OUT_DIR {out} {where}; give a folder for the dataset (images/ and the json files)")
+    check_writable_folder(args.out_dir, f"OUT_DIR {args.out_dir} (the dataset's folder)")
     if args.max_persons is not None and args.max_persons < 1:
         raise DataError(f"--max-persons must be >= 1, got {args.max_persons}")
     config = SynthConfig.preset(args.difficulty)
