@@ -115,9 +115,10 @@ def main() -> None:
     from fasterpose.deploy.onnx_io import ort_session, run_session
     from fasterpose.deploy.quantize import SCHEMES, quantize_onnx
     from fasterpose.evaluation.coco import evaluate_keypoints
-    from fasterpose.io_utils import atomic_write_json
+    from fasterpose.io_utils import atomic_write_json, check_writable
     from fasterpose.spec import PoseSpec
 
+    check_writable(args.out, "--out")  # before the benchmark, not after it
     ckpt = load_checkpoint(args.checkpoint)
     spec = PoseSpec.from_dict(ckpt["spec"])
     ann = args.ann
@@ -188,4 +189,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from fasterpose.errors import FasterPoseError
+
+    try:
+        main()
+    except FasterPoseError as e:  # a bad path or file: the message, not a traceback
+        raise SystemExit(f"bench_int8: error: {e}") from None

@@ -488,3 +488,11 @@ def test_damaged_checkpoints(onnx_model: Path, tmp_path: Path, command: str, dam
     err = capsys.readouterr().err
     assert "model.pth" in err and "Traceback" not in err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_demo_out_under_a_file_fails_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    assert main(["demo", "--out", str(mine / "demo"), "--minutes", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err and mine.read_text() == "mine"

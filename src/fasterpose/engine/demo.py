@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io_utils import atomic_path, atomic_write_json
+from ..io_utils import atomic_path, atomic_write_json, check_writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
 
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
+    check_writable_folder(out, f"--out {out}")  # before minutes of training, not after them
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
