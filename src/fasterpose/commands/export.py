@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     e = report["export"]
     print(f"wrote {out} ({'int8' if args.int8 else 'fp32'}, opset {e['opset']}, "
           f"{'dynamic' if e['dynamic_batch'] else 'fixed'} batch, {spec.model_name} "
-          f"{spec.input_size[0]}x{spec.input_size[1]} {spec.keypoint_set})")
+          f"{spec.input_size[0]}x{spec.input_size[1]} {spec.keypoint_set.name}, "
+          f"{spec.keypoint_set.num_keypoints} keypoints)")
     print(f"parity fp32 ONNX vs PyTorch: max |logit diff| {e['max_abs_diff']:.2e} on {e['parity_source']}")
     if args.int8:
         c = report["int8_vs_fp32"]

@@ -36,6 +36,7 @@ from ..keypoints import COCO17
 from .nms import oks_nms, soft_oks_nms
 
 __all__ = [
+    "DEFAULT_OKS_SIGMA",
     "STAT_NAMES",
     "evaluate_keypoints",
     "format_table",
@@ -207,6 +208,12 @@ def rescore(keypoints: np.ndarray, box_scores: np.ndarray, kpt_thr: float = 0.2)
 
 
 _rescore = rescore  # reachable inside functions whose ``rescore`` flag shadows it
+
+
+#: OKS sigma of every keypoint of a set that brings none (neither in the config nor in its annotation category):
+#: between COCO's eyes (0.025) and hips (0.107). AP computed with it compares models on one dataset, not datasets;
+#: reports say when it was used.
+DEFAULT_OKS_SIGMA = 0.05
 
 
 def _resolve_sigmas(sigmas: np.ndarray | Sequence[float] | None, num_keypoints: int) -> np.ndarray:
