@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import types
 import typing
@@ -27,6 +28,8 @@ from ..data.augment import AugmentConfig
 from ..errors import ConfigError
 from ..io_utils import atomic_write_text
 from ..keypoints import KEYPOINT_SETS
+
+logger = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -90,7 +93,8 @@ class SyntheticConfig:
 @dataclass
 class DataConfig:
     """Attributes:
-    dataset: ``"coco"``, ``"mpii"`` or ``"synthetic"`` (COCO format, generated on first use).
+    dataset: ``"coco"`` (any COCO-format keypoint file), ``"mpii"`` or ``"synthetic"`` (COCO format, generated on
+        first use). A ``synthetic`` config given its own ``train_ann`` or ``val_ann`` reads those (``coco``).
     keypoint_set: the keypoints the model predicts: ``"auto"`` (read from the training annotation file's keypoint
         category: names, skeleton, sigmas if it has them; flip pairs inferred from the names), ``"coco17"``,
         ``"mpii16"``, or the name of an inline set under the top-level ``keypoint_sets``.
@@ -277,6 +281,11 @@ class Config:
     def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> Config:
         """Build and validate a config from a (possibly partial) nested dict."""
         cfg = _build(cls, d, prefix="", source=source)
+        data, default = cfg.data, DataConfig()
+        given = [k for k in ("train_ann", "val_ann") if getattr(data, k) not in (None, getattr(default, k))]
+        if data.dataset == "synthetic" and given:  # e.g. a synthetic config + --opt data.train_ann=MY.json
+            logger.info("%s given: data.dataset coco instead of the config's synthetic", " and ".join(given))
+            data.dataset = "coco"
         known = ("auto", *KEYPOINT_SETS, *cfg.keypoint_sets)
         if cfg.data.keypoint_set not in known:
             close = difflib.get_close_matches(cfg.data.keypoint_set, known, n=1)
