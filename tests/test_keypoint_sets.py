@@ -211,3 +211,51 @@ def test_pck_auc_epe_hand_computed() -> None:
     exact = (0.1 * 1 / 5 + 0.2 * 3 / 5 + 0.2 * 4 / 5) / 0.5
     assert out["AUC"] == pytest.approx(exact, abs=0.01 * 3 / 5 / 0.5 + 1e-12)
     assert pck(pred, gt, np.zeros((2, 3), bool), np.array([100.0, 50.0]))["num_keypoints_labelled"] == 0
+
+
+@pytest.mark.parametrize("with_sigmas", [True, False])
+def test_eval_results_uses_the_category_sigmas(tmp_path: Path, with_sigmas: bool,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A renamed 17-point category: its own ``sigmas``, else the default sigma; checked against plain COCOeval."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from fasterpose.cli import main
+    from fasterpose.evaluation.coco import DEFAULT_OKS_SIGMA, STAT_NAMES
+
+    data = json.loads(COCO_ANN.read_text())
+    cat = next(c for c in data["categories"] if c.get("keypoints"))
+    cat["keypoints"] = [f"point{i}" for i in range(17)]  # not COCO's names: no sigmas to borrow
+    sigmas = np.linspace(0.03, 0.12, 17)
+    if with_sigmas:
+        cat["sigmas"] = sigmas.tolist()
+    gt_file = tmp_path / "gt.json"
+    gt_file.write_text(json.dumps(data))
+    rng = np.random.default_rng(0)
+    results = []
+    for a in data["annotations"]:
+        if a.get("iscrowd") or not a["num_keypoints"]:
+            continue
+        kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(17, 3)
+        kp[:, :2] += rng.normal(0, 6, (17, 2))
+        kp[:, 2] = 0.9
+        results.append({"image_id": a["image_id"], "category_id": cat["id"], "keypoints": kp.reshape(-1).tolist(),
+                        "score": float(rng.uniform(0.5, 1))})
+    res_file = tmp_path / "res.json"
+    res_file.write_text(json.dumps(results))
+    assert main(["eval-results", str(gt_file), str(res_file), "--no-rescore", "--no-nms", "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(gt_file))
+        ev = COCOeval(coco, coco.loadRes(str(res_file)), "keypoints")
+        ev.params.kpt_oks_sigmas = sigmas if with_sigmas else np.full(17, DEFAULT_OKS_SIGMA)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ours == pytest.approx(dict(zip(STAT_NAMES, ev.stats.tolist())), abs=1e-12)
+    assert main(["eval-results", str(gt_file), str(res_file)]) == 0
+    text = capsys.readouterr().out
+    assert ("of keypoint set 'person'" if with_sigmas else "default 0.05 for every keypoint") in text

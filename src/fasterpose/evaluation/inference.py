@@ -21,7 +21,7 @@ from ..codec import HeatmapCodec, flip_back
 from ..engine import distributed as D
 from ..geometry import crop_to_image
 from ..keypoints import KeypointSet
-from .coco import DEFAULT_OKS_SIGMA, evaluate_keypoints, make_results, write_results
+from .coco import evaluate_keypoints, make_results, oks_sigmas, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +156,9 @@ def evaluate_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCod
     """Predict a dataset and score it: COCO keypoint AP (datasets with ``.coco``), PCK, or MPII PCKh.
 
     COCO format: :func:`fasterpose.evaluation.make_results` (rescoring, OKS-NMS) then pycocotools' COCOeval through
-    :func:`fasterpose.evaluation.evaluate_keypoints`, both with the set's OKS sigmas (:func:`oks_sigmas`); the
-    results json is written to ``results_path`` (rank 0). A set without sigmas is scored with
+    :func:`fasterpose.evaluation.evaluate_keypoints`, both with the set's OKS sigmas
+    (:func:`fasterpose.evaluation.coco.oks_sigmas`); the results json is written to ``results_path`` (rank 0). A
+    set without sigmas is scored with
     :data:`~fasterpose.evaluation.coco.DEFAULT_OKS_SIGMA` (``sigmas_source: "default"``) and, with ground-truth
     boxes, PCK@0.2 of the box size (:func:`fasterpose.evaluation.pck.pck`) becomes the headline.
     MPII: :func:`fasterpose.evaluation.pckh` against the dataset's ``gt_joints``/``gt_visible``/``head_sizes``.
@@ -188,13 +189,6 @@ def evaluate_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCod
         stats["num_persons"] = int(len(preds["index"]))
         stats["seconds"] = float(preds["seconds"])
     return D.broadcast_object(stats)
-
-
-def oks_sigmas(keypoint_set: KeypointSet) -> tuple[np.ndarray, bool]:
-    """The OKS sigmas for ``keypoint_set``, and whether they are :data:`DEFAULT_OKS_SIGMA` (the set has none)."""
-    if keypoint_set.sigmas is not None:
-        return np.asarray(keypoint_set.sigmas, dtype=np.float64), False
-    return np.full(keypoint_set.num_keypoints, DEFAULT_OKS_SIGMA), True
 
 
 def _pck_stats(dataset: Any, preds: dict[str, Any], keypoint_set: KeypointSet) -> dict[str, Any]:
