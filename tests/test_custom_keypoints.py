@@ -42,7 +42,10 @@ NO_AUG = "data.augment={flip: false, half_body_prob: 0.0, scale_factor: 0.0, rot
 
 
 def mpii_as_coco(out: Path) -> Path:
-    """The MPII samples as a COCO keypoint file: 0-based pixels, boxes = joints' extent + 10% (clipped)."""
+    """The MPII samples as a COCO keypoint file: 0-based pixels, boxes = joints' extent + 10% (clipped).
+
+    Written the way a user's converter might: without ``area`` and ``num_keypoints``, which only COCOeval reads.
+    """
     entries = json.loads((MPII / "annotations.json").read_text())
     files = sorted({e["image"] for e in entries})
     images = []
@@ -63,7 +66,6 @@ def mpii_as_coco(out: Path) -> Path:
         kps[~vis, :2] = 0
         anns.append({"id": j + 1, "image_id": im["id"], "category_id": 1, "iscrowd": 0,
                      "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                     "area": float((x1 - x0) * (y1 - y0)), "num_keypoints": int(vis.sum()),
                      "keypoints": [float(v) for v in kps.reshape(-1)]})
     cat = {"id": 1, "name": "person", "supercategory": "person", "keypoints": MPII_NAMES, "skeleton": MPII_SKELETON}
     path = out / "mpii_coco.json"
@@ -73,6 +75,9 @@ def mpii_as_coco(out: Path) -> Path:
 
 def test_mpii_as_coco_train_eval_export_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ann = mpii_as_coco(tmp_path)
+    assert main(["check-data", str(ann), "--images", str(MPII)]) == 0  # warnings only
+    text = capsys.readouterr().out
+    assert "WARNING [eval-fields]" in text and "r_ankle<->l_ankle" in text and "5 persons" in text
     run = tmp_path / "run"
     data = [f"data.train_ann={ann}", f"data.val_ann={ann}", f"data.train_images={MPII}", f"data.val_images={MPII}"]
     with restore_torch_state():

@@ -215,6 +215,8 @@ def _check_annotations(anns: list, cat: dict, images: dict[Any, dict], report: D
         lab = v > 0
         if a.get("iscrowd", 0):
             continue
+        if any(f not in a for f in ("area", "num_keypoints", "iscrowd")):
+            faults.setdefault("eval-fields", []).append(aid)
         if "num_keypoints" in a and _is_int(a["num_keypoints"]) and a["num_keypoints"] != int(lab.sum()):
             faults.setdefault("num-keypoints", []).append(aid)
         if lab.any():
@@ -262,6 +264,8 @@ _FAULTS: dict[str, tuple[str, str]] = {
     "unknown-image": ("error", "annotations whose image_id is not in 'images'"),
     "bad-keypoints": ("error", "annotations whose 'keypoints' is not {n} finite numbers (x, y, v for {k} keypoints)"),
     "bad-bbox": ("error", "annotations whose 'bbox' is not 4 finite numbers [x, y, w, h]"),
+    "eval-fields": ("warning", "annotations without 'area', 'num_keypoints' or 'iscrowd' (training fills them in "
+                               "for its evaluation: area = box w*h; `fasterpose eval-results` needs them in the file)"),
     "odd-visibility": ("warning", "keypoint visibility flags other than 0, 1, 2 (values > 0 count as labelled)"),
     "num-keypoints": ("warning", "'num_keypoints' differs from the number of labelled keypoints (COCOeval ignores "
                                  "persons with num_keypoints 0)"),
