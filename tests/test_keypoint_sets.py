@@ -259,3 +259,17 @@ def test_eval_results_uses_the_category_sigmas(tmp_path: Path, with_sigmas: bool
     assert main(["eval-results", str(gt_file), str(res_file)]) == 0
     text = capsys.readouterr().out
     assert ("of keypoint set 'person'" if with_sigmas else "default 0.05 for every keypoint") in text
+
+
+def test_auto_on_the_synthetic_data_is_coco17() -> None:
+    """The generator writes COCO-17's names; ``auto`` knows it without generating anything."""
+    from _engine_utils import tiny_config
+
+    from fasterpose.engine.trainer import synthetic_split
+
+    written = synthetic_split(tiny_config(), "train")["annotations"]  # the tests' shared cached split
+    assert keypoint_set_from_file(written) == COCO17
+    cfg = load_config("synthetic_fasterpose_r18", ["data.keypoint_set=auto"])
+    assert cfg.data.dataset == "synthetic" and resolve_keypoint_set(cfg) == COCO17
+    with pytest.raises(ConfigError, match="auto reads the keypoint set from a COCO-format annotation file"):
+        resolve_keypoint_set(load_config("mpii_fasterpose_r50_256x256", ["data.keypoint_set=auto"]))

@@ -175,7 +175,7 @@ def run_benchmark(
                                     "run": lambda s=qs: s.run(None, {"images": x_np})})
             logger.info("prepared %s", name)
 
-        pre, post = _prepost_runners(input_size, 17)
+        pre, post = _prepost_runners(input_size, spec.keypoint_set.num_keypoints)  # the (last) model's set
         runners = [e["run"] for e in entries] + [pre, post]
         times = [[] for _ in runners]
         n = len(runners)

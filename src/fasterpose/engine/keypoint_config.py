@@ -35,7 +35,11 @@ def resolve_keypoint_set(cfg: Config) -> KeypointSet:
         DataError: ``auto`` with an annotation file that has no (or several) keypoint categories.
     """
     name = cfg.data.keypoint_set
-    if name == "auto":
+    if name == "auto" and cfg.data.dataset == "synthetic":
+        # The generator draws COCO-17 figures (its files declare COCO17's names); knowing it here spares every DDP
+        # rank from generating the data before rank 0 has cached it.
+        kset = KEYPOINT_SETS["coco17"]
+    elif name == "auto":
         kset = keypoint_set_from_file(_annotation_file(cfg), cfg.data.keypoint_category)
     elif name in cfg.keypoint_sets:
         kset = inline_keypoint_set(name, cfg.keypoint_sets[name])
@@ -96,10 +100,6 @@ def apply_flip_choice(cfg: Config, kset: KeypointSet) -> Config:
 
 
 def _annotation_file(cfg: Config) -> str:
-    if cfg.data.dataset == "synthetic":
-        from .trainer import synthetic_split
-
-        return str(synthetic_split(cfg, "train")["annotations"])
     if cfg.data.dataset != "coco":
         raise ConfigError(f"data.keypoint_set: auto reads the keypoint set from a COCO-format annotation file; "
                           f"data.dataset is {cfg.data.dataset!r}. Use data.dataset: coco with a COCO keypoint file, "
