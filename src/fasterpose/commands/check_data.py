@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..data.check import DataReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 2
 
 
-def format_report(report) -> str:  # noqa: ANN001 - a DataReport (imported lazily)
+def format_report(report: DataReport) -> str:
     """The human-readable report."""
     lines = [f"{report.ann_file}"]
     k = report.keypoint_set

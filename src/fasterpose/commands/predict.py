@@ -532,6 +532,6 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
         print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
-    print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}"
-                                     if written else ""))
+    drawn = f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}" if written else ""
+    print(f"wrote {results_path} (keypoint names in keypoint_set.json){drawn}")
     return 0
