@@ -72,7 +72,7 @@ def keypoint_set_from_category(cat: dict[str, Any], source: str | os.PathLike) -
     """The keypoint set a category describes (see the module docstring for what is read and what is inferred)."""
     names = tuple(str(n) for n in cat["keypoints"])
     k = len(names)
-    where = f"{source}: category {cat.get('name')!r}"
+    where = f"{source}: category {cat.get('name') or cat.get('id')!r}"
     skeleton = _pairs(cat.get("skeleton") or [], names, f"{where}: skeleton", one_based=True)
     sigmas = cat.get("sigmas")
     if sigmas is not None:

@@ -88,7 +88,7 @@ class Predictor:
 
     Attributes:
         spec: the model's :class:`PoseSpec`.
-        keypoint_set: its :class:`KeypointSet`.
+        keypoint_set: its :class:`KeypointSet`, read from the file (names, flip pairs, skeleton, sigmas, sides).
         codec: the :class:`HeatmapCodec` built from ``spec.codec``.
         backend: the backend in use.
         last_timing: ``{"preprocess_ms", "model_ms", "postprocess_ms", "persons"}`` of the last call.
