@@ -36,8 +36,10 @@ MPII_NAMES = ["r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvi
 MPII_SKELETON = [[1, 2], [2, 3], [3, 7], [7, 4], [4, 5], [5, 6], [7, 8], [8, 9], [9, 10], [8, 13], [13, 12],
                  [12, 11], [8, 14], [14, 15], [15, 16]]  # 1-based, as COCO files write it
 
-# Small, fast, deterministic runs on one thread (the shared TINY settings without the synthetic-only ones).
-FAST = [o for o in TINY if not o.startswith("data.synthetic.")]
+# Small, fast, deterministic runs on one thread (the shared TINY settings without the synthetic-only ones), with the
+# smallest ResNet model (ResNet-18 through layer3).
+SMALL = ["model.name=fasterpose_r18_l3", "model.kwargs={}"]
+FAST = [o for o in TINY if not o.startswith("data.synthetic.")] + SMALL
 NO_AUG = "data.augment={flip: false, half_body_prob: 0.0, scale_factor: 0.0, rotation_factor: 0.0, rotation_prob: 0.0}"
 
 
@@ -157,7 +159,8 @@ def test_a_new_layout_is_learned(tmp_path: Path) -> None:
     images = str(split["images"])
     cfg = tiny_config("data.keypoint_set=auto", f"data.train_ann={ann}", f"data.val_ann={ann}",
                       f"data.train_images={images}", f"data.val_images={images}", "train.batch_size=2",
-                      "train.epochs=30", "train.val_every=30", "optim.lr=3e-3", "train.channels_last=false", NO_AUG)
+                      "train.epochs=30", "train.val_every=30", "optim.lr=3e-3", "train.channels_last=false", NO_AUG,
+                      *SMALL)
     assert cfg.data.dataset == "coco"  # a synthetic config given an annotation file reads that file
     kset = resolve_keypoint_set(cfg)
     assert kset.names == tuple(NEW_NAMES) and kset.num_keypoints == 15 and kset.name == "figure"
@@ -172,7 +175,7 @@ def test_a_new_layout_is_learned(tmp_path: Path) -> None:
         result = trainer.train(cfg, out=tmp_path / "run", device="cpu")
     after = result.final_stats
     assert before["metric"] == after["metric"] == "PCK"
-    assert before["PCK"] < 0.2 and after["PCK"] > 0.8, (before["PCK"], after["PCK"])
+    assert before["PCK"] < 0.4 and after["PCK"] > 0.8, (before["PCK"], after["PCK"])  # measured 0.19 -> 0.98
     assert after["EPE"] < before["EPE"] / 4
     model, spec = model_from_checkpoint(tmp_path / "run" / "last.pt")
     assert spec.keypoint_set == kset and model(torch.zeros(1, 3, 64, 64)).shape == (1, 15, 16, 16)
@@ -210,7 +213,7 @@ def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
 def test_coco17_through_auto_trains_identically(tmp_path: Path) -> None:
     ann = COCO / "person_keypoints.json"
     common = [f"data.train_ann={ann}", f"data.val_ann={ann}", f"data.train_images={COCO}", f"data.val_images={COCO}",
-              "train.max_iters=2", "train.val_every=1", "train.epochs=1"]
+              "train.max_iters=2", "train.val_every=1", "train.epochs=1", *SMALL]
     runs = {}
     with restore_torch_state():
         for name in ("coco17", "auto"):
