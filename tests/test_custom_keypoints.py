@@ -22,6 +22,7 @@ from _engine_utils import TINY, load_weights, max_abs_diff, restore_torch_state,
 
 from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from fasterpose.cli import main
+from fasterpose.data.keypoint_category import keypoint_set_from_file
 from fasterpose.engine import trainer
 from fasterpose.engine.keypoint_config import resolve_keypoint_set
 from fasterpose.evaluation.inference import evaluate_dataset
@@ -260,3 +261,32 @@ def test_files_written_before_sets_were_stored_still_load(tmp_path: Path) -> Non
         by_torch = Predictor(old)(image, box)[0]["keypoints"]
     assert Predictor(onnx_path).keypoint_set == COCO17
     np.testing.assert_allclose(by_onnx[:, :2], by_torch[:, :2], atol=0.05)
+
+
+def test_export_eval_scores_a_custom_category(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fasterpose export --eval`` on a file whose keypoint category is neither COCO-17 nor id 1."""
+    import onnx  # noqa: F401 - the deploy extra
+
+    from fasterpose.models import create_model
+    from fasterpose.spec import PoseSpec
+
+    names = ["head", "neck", "tail"]
+    data = json.loads((COCO / "person_keypoints.json").read_text())
+    data["categories"] = [{"id": 4, "name": "critter", "keypoints": names, "skeleton": [[1, 2], [2, 3]]}]
+    for a in data["annotations"]:
+        a["category_id"] = 4
+        a["keypoints"] = a["keypoints"][:9]
+        a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
+    ann = tmp_path / "critters.json"
+    ann.write_text(json.dumps(data))
+    kset = keypoint_set_from_file(ann)
+    spec = PoseSpec(model_name="fasterpose_r18_l3", input_size=(64, 64), keypoint_set=kset,
+                    codec={"input_size": [64, 64]})
+    torch.manual_seed(0)
+    ckpt = tmp_path / "critter.pt"
+    save_checkpoint(ckpt, {"spec": spec, "model": create_model("fasterpose_r18_l3", num_keypoints=3).state_dict()})
+    with restore_torch_state():
+        assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "c.onnx"), "--eval", str(ann),
+                     "--calib-image-root", str(COCO), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.0 <= report["eval"]["fp32"]["AP"] <= 1.0  # scored with the default sigma (the category has none)
