@@ -6,7 +6,8 @@ people detector (``--hog``; weak but dependency-free).
 
 Outputs in ``--out`` (default ``predictions``):
 
-* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` 1, ``keypoints``, ``score`` = box score,
+* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` = the keypoint category of the model's
+  training file (1 for models that do not know it), ``keypoints``, ``score`` = box score,
   keypoint third values = keypoint scores, no rescoring/NMS, so ``fasterpose eval-results`` can apply the recipe),
   plus ``bbox`` and ``file_name`` (and ``frame`` for videos). ``image_id`` is the detection file's id for the image,
   else the frame index (videos, webcam) or the running index of the image (0-based, sorted file names);
@@ -193,8 +194,10 @@ class _Run:
                 raise CheckpointError(f"the model produced non-finite keypoints (NaN or inf) on {file_name}: its "
                                       "weights are probably damaged (a NaN in the checkpoint). Nothing was written; "
                                       "use another checkpoint or re-export the model")
+            category = self.predictor.spec.category_id
             res = make_results([image_id] * len(people), kp, np.array([p["box_score"] for p in people]),
-                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None)
+                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None,
+                               category_id=1 if category is None else category)
             for r, p in zip(res, people):
                 r["bbox"] = [round(float(v), 2) for v in p["box"]]
                 r["file_name"] = file_name

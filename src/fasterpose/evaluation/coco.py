@@ -484,11 +484,12 @@ def evaluate_keypoints(
 
     With ``rescore=False, nms=None`` this is exactly ``COCOeval(gt, gt.loadRes(results), "keypoints")``
     (evaluate, accumulate, summarize) with ``params.catIds`` = the results' one category, so that boxes of a
-    file's other categories (a ``car`` beside the keypoint category) are not scored as missed. Otherwise the results are first processed like :func:`make_results`:
-    each result's ``score`` is taken as the **box score** and the third value of each keypoint as the
-    **keypoint score**; the NMS area of a result is its ``bbox`` ``w * h`` when present, else its ``area``,
-    else the area of its keypoints' extent (what ``loadRes`` computes). Other fields of a result (e.g. ``bbox``)
-    are kept. The input list is never modified (``loadRes`` adds ``area``/``bbox``/``id`` to copies).
+    file's other categories (a ``car`` beside the keypoint category) are not scored as missed. Otherwise the
+    results are first processed like :func:`make_results`: each result's ``score`` is taken as the **box score**
+    and the third value of each keypoint as the **keypoint score**; the NMS area of a result is its ``bbox``
+    ``w * h`` when present, else its ``area``, else the area of its keypoints' extent (what ``loadRes`` computes).
+    Other fields of a result (e.g. ``bbox``) are kept. The input list is never modified (``loadRes`` adds
+    ``area``/``bbox``/``id`` to copies).
 
     Args:
         coco_gt: ground truth (a ``COCO`` or a path, loaded with :func:`load_coco`).
