@@ -190,7 +190,9 @@ def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
     for a in data["annotations"]:
         a["keypoints"] = a["keypoints"][:15]
         a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
-    data["categories"] = [{"id": 1, "name": "face5", "keypoints": names, "skeleton": [[1, 2], [1, 3]]}]
+    for a in data["annotations"]:
+        a["category_id"] = 5
+    data["categories"] = [{"id": 5, "name": "face5", "keypoints": names, "skeleton": [[1, 2], [1, 3]]}]
     ann = tmp_path / "face5.json"
     ann.write_text(json.dumps(data))
     cfg = tiny_config("data.keypoint_set=auto", f"data.train_ann={ann}", f"data.train_images={split['images']}",
@@ -199,6 +201,7 @@ def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
         trainer.train(cfg, out=tmp_path / "run", device="cpu")
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["spec"]["keypoint_set"]["flip_pairs"] == [] and ckpt["spec"]["flip_test"] is False
+    assert ckpt["spec"]["category_id"] == 5  # predict writes it in its results
     assert ckpt["config"]["data"]["augment"]["flip"] is False and ckpt["config"]["train"]["flip_test"] is False
     from fasterpose import Predictor
 
@@ -290,3 +293,41 @@ def test_export_eval_scores_a_custom_category(tmp_path: Path, capsys: pytest.Cap
                      "--calib-image-root", str(COCO), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert 0.0 <= report["eval"]["fp32"]["AP"] <= 1.0  # scored with the default sigma (the category has none)
+
+
+def test_predict_writes_the_models_category_and_eval_results_scores_it(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A model trained on a file whose keypoint category is id 7, beside a category without keypoints, and whose
+    annotations lack area / num_keypoints: predict's results carry id 7 and ``eval-results`` scores them on that file.
+    """
+    from fasterpose.models import create_model
+    from fasterpose.spec import PoseSpec
+
+    data = json.loads((COCO / "person_keypoints.json").read_text())
+    data["categories"] = [{"id": 2, "name": "ball"}, {**data["categories"][0], "id": 7, "name": "figure"}]
+    for a in data["annotations"]:
+        a.update(category_id=7)
+        a.pop("area"), a.pop("num_keypoints")
+    data["annotations"].append({"id": 99, "image_id": data["images"][0]["id"], "category_id": 2, "bbox": [1, 1, 9, 9]})
+    ann = tmp_path / "figures.json"
+    ann.write_text(json.dumps(data))
+    spec = PoseSpec(model_name="fasterpose_r18_l3", input_size=(64, 64), keypoint_set=keypoint_set_from_file(ann),
+                    codec={"input_size": [64, 64]}, category_id=7)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "figure.pt"
+    save_checkpoint(ckpt, {"spec": spec, "model": create_model("fasterpose_r18_l3", num_keypoints=17).state_dict()})
+    pred = tmp_path / "pred"
+    with restore_torch_state():
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(COCO / "person_detections.json"),
+                     "--no-draw", "--no-flip", "--threads", "1", "--out", str(pred)]) == 0
+    results = json.loads((pred / "results.json").read_text())
+    assert results and {r["category_id"] for r in results} == {7}
+    capsys.readouterr()
+    assert main(["eval-results", str(ann), str(pred / "results.json"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert 0.0 <= stats["AP"] < 0.5  # an untrained model, scored without a traceback
+
+    old = PoseSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "category_id"})
+    assert old.category_id is None  # files written before the category was stored: predict writes COCO's 1
+    with pytest.raises(ValueError, match="category_id must be an integer"):
+        PoseSpec(model_name="fasterpose_r18_l3", input_size=(64, 64), category_id="7")

@@ -37,6 +37,9 @@ COCO_ANN = DATA / "coco_val2017_samples" / "person_keypoints.json"
     (["R_Eye", "L_Eye", "Nose", "Neck", "Root of tail", "L_Shoulder", "L_Elbow", "R_Shoulder", "R_Elbow"],
      [(0, 1), (5, 7), (6, 8)], "RLCCCLLRR"),
     (["right_front_paw", "left_front_paw", "right_back_paw", "left_back_paw"], [(0, 1), (2, 3)], "RLRL"),
+    # a car set (mmpose#2527) whose partners are spelled differently from each other, side word in the middle
+    (["front_left_wheel", "FrontRightWheel", "rear-left-door", "rear_right_door", "RearLeftLight", "rear right light",
+      "front_plate"], [(0, 1), (2, 3), (4, 5)], "LRLRLRC"),
     # a side without its partner maps to itself; glued spellings are not guessed
     (["left_wing_tip", "beak"], [], "LC"),
     (["lknee", "rknee"], [], "CC"),
