@@ -316,12 +316,24 @@ def test_predict_writes_the_models_category_and_eval_results_scores_it(tmp_path:
     torch.manual_seed(0)
     ckpt = tmp_path / "figure.pt"
     save_checkpoint(ckpt, {"spec": spec, "model": create_model("fasterpose_r18_l3", num_keypoints=17).state_dict()})
+    # The user's detector found figures (7) and balls (2): predict and eval read the boxes of the model's category.
+    dets = json.loads((COCO / "person_detections.json").read_text())
+    for i, d in enumerate(dets):
+        d["category_id"] = 7 if i % 2 else 2
+    boxes = tmp_path / "dets.json"
+    boxes.write_text(json.dumps(dets))
+    figures = [d for d in dets if d["category_id"] == 7 and d["score"] >= 0.3]
+    from fasterpose.data import CocoKeypoints
+
+    assert len(CocoKeypoints(ann, COCO, input_size=(64, 64), boxes=boxes, keypoint_set=spec.keypoint_set)) == len(
+        [d for d in dets if d["category_id"] == 7])
     pred = tmp_path / "pred"
     with restore_torch_state():
-        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(COCO / "person_detections.json"),
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(boxes),
                      "--no-draw", "--no-flip", "--threads", "1", "--out", str(pred)]) == 0
     results = json.loads((pred / "results.json").read_text())
-    assert results and {r["category_id"] for r in results} == {7}
+    assert len(results) == len(figures) > 0 and {r["category_id"] for r in results} == {7}
+    assert sorted(r["score"] for r in results) == pytest.approx(sorted(d["score"] for d in figures), abs=1e-6)
     capsys.readouterr()
     assert main(["eval-results", str(ann), str(pred / "results.json"), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)

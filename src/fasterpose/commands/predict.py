@@ -1,7 +1,8 @@
 """``fasterpose predict INPUT``: poses on an image, a folder, a video file or a webcam; drawn skeletons + results json.
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
-by file name, image id or frame index), ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG
+by file name, image id or frame index; boxes of the model's keypoint category, or without a ``category_id``),
+``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG
 people detector (``--hog``; weak but dependency-free).
 
 Outputs in ``--out`` (default ``predictions``):
@@ -103,17 +104,25 @@ def _frames(cap: Any, first: np.ndarray, max_frames: int | None) -> Iterator[tup
 
 
 class _Boxes:
-    """Person boxes per image / frame from the chosen source."""
+    """Person boxes per image / frame from the chosen source.
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    ``category_id``: the model's keypoint category; a ``--boxes`` file's boxes of other categories are ignored, and
+    the results are written with it.
+    """
+
+    def __init__(self, args: argparse.Namespace, category_id: int = 1) -> None:
         self.mode = "boxes" if args.boxes else ("full" if args.full_image else "hog")
         self.det_thr = args.det_thr
+        self.category_id = category_id
         self.dets = None
         self.path = args.boxes
         if self.mode == "boxes":
             from ..data.detections import read_detections
 
-            self.dets = read_detections(args.boxes, score_thr=args.det_thr)
+            self.dets = read_detections(args.boxes, score_thr=args.det_thr, category_id=category_id)
+            if self.dets.num_other_category:
+                logger.warning("%s: %d boxes of categories other than %d (the model's keypoint category) are "
+                               "ignored", args.boxes, self.dets.num_other_category, category_id)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
         elif self.mode == "hog":
             from ..deploy.crops import hog_people_boxes
@@ -194,10 +203,9 @@ class _Run:
                 raise CheckpointError(f"the model produced non-finite keypoints (NaN or inf) on {file_name}: its "
                                       "weights are probably damaged (a NaN in the checkpoint). Nothing was written; "
                                       "use another checkpoint or re-export the model")
-            category = self.predictor.spec.category_id
             res = make_results([image_id] * len(people), kp, np.array([p["box_score"] for p in people]),
                                np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None,
-                               category_id=1 if category is None else category)
+                               category_id=self.boxes.category_id)
             for r, p in zip(res, people):
                 r["bbox"] = [round(float(v), 2) for v in p["box"]]
                 r["file_name"] = file_name
@@ -432,10 +440,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.threads is not None and args.threads < 1:
         raise DataError(f"--threads must be >= 1, got {args.threads}")
-    boxes = _Boxes(args)
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
                           threads=args.threads, flip_test=False if args.no_flip else None)
+    boxes = _Boxes(args, 1 if predictor.spec.category_id is None else predictor.spec.category_id)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
     h, w = predictor.input_size

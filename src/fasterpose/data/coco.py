@@ -477,7 +477,11 @@ class CocoKeypoints(TopDownDataset):
                           np.ones(int(keep.sum()), dtype=np.float32), kps[keep], images)
 
     def _select_detections(self, images: dict[str, Any]) -> None:
-        det = read_detections(self.boxes, image_ids=images["ids"], score_thr=self.det_score_thr)
+        det = read_detections(self.boxes, image_ids=images["ids"], score_thr=self.det_score_thr,
+                              category_id=self.category_id)
+        if det.num_other_category:
+            logger.warning("%s: %d boxes of categories other than %d (the keypoint category of %s) are ignored",
+                           self.boxes, det.num_other_category, self.category_id, self.ann_file.name)
         self.num_skipped = det.num_skipped
         image_index, image_ids, rows = [], [], []
         # Images in annotation-file order, boxes by descending score.
