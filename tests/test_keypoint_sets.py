@@ -143,6 +143,11 @@ def test_several_categories_need_a_choice(tmp_path: Path) -> None:
     cfg = load_config("coco_fasterpose_r50_256x192", ["data.keypoint_set=auto", f"data.train_ann={ann}",
                                                       "data.keypoint_category=2"])
     assert resolve_keypoint_set(cfg).name == "hand"
+    # one category per species with the same keypoints (AP-10K): the message says how to train on all of them
+    species = [{"id": i, "name": n, "keypoints": ["L_Eye", "R_Eye", "Nose"]} for i, n in ((1, "antelope"), (2, "bob"))]
+    ann.write_text(json.dumps({"images": [], "annotations": [], "categories": species}))
+    with pytest.raises(DataError, match=r"'bob' \(id 2, 3 keypoints\); choose one .* same keypoints .* category_id"):
+        keypoint_set_from_file(ann)
     ann.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
     with pytest.raises(DataError, match="no category declares 'keypoints'"):
         keypoint_set_from_file(ann)
