@@ -117,23 +117,33 @@ def _sample_angles(rng: np.random.Generator, cfg: SynthConfig) -> dict[str, Any]
             "head_yaw": d(u(-35, 35)), "head_nod": d(u(-15, 20))}
 
 
-def _build_figure(rng: np.random.Generator, cfg: SynthConfig) -> _Figure:
-    yaw = _sample_yaw(rng, cfg)
-    phi = math.radians(yaw)
-    # Person frame in world coordinates. yaw 0: facing the camera, the person's left is on the image right.
-    left = np.array([math.cos(phi), 0.0, math.sin(phi)])
-    fwd = np.array([math.sin(phi), 0.0, -math.cos(phi)])
-    down = np.array([0.0, 1.0, 0.0])
-
+def _sample_dims(rng: np.random.Generator) -> dict[str, float]:
+    """Body dimensions in world units (segment lengths, widths, radii)."""
     g = rng.uniform(0.9, 1.1)  # build
-    dims = {
+    return {
         "hip_w": 0.145 * g * rng.uniform(0.95, 1.08), "sho_w": 0.235 * g * rng.uniform(0.92, 1.08),
         "torso": 0.29 * rng.uniform(0.93, 1.07), "neck": 0.045, "head_r": 0.064 * rng.uniform(0.92, 1.08),
         "upper_arm": 0.17 * rng.uniform(0.94, 1.06), "forearm": 0.15 * rng.uniform(0.94, 1.06),
         "thigh": 0.245 * rng.uniform(0.94, 1.06), "shin": 0.235 * rng.uniform(0.94, 1.06),
         "depth": 0.075 * g, "arm_r": 0.034 * g, "forearm_r": 0.028 * g, "thigh_r": 0.056 * g, "shin_r": 0.042 * g,
     }
-    ang = _sample_angles(rng, cfg)
+
+
+def _build_figure(rng: np.random.Generator, cfg: SynthConfig) -> _Figure:
+    yaw = _sample_yaw(rng, cfg)
+    dims = _sample_dims(rng)
+    return pose_figure(yaw, dims, _sample_angles(rng, cfg))
+
+
+def pose_figure(yaw: float, dims: dict[str, float], ang: dict[str, Any]) -> _Figure:
+    """The figure with body ``dims`` (:func:`_sample_dims`) in the pose ``ang`` (:func:`_sample_angles`'s layout:
+    ``arms``/``legs`` as (abduction, flexion, elbow or knee, twist) in radians, ``pitch``, ``side_bend``, ``twist``,
+    ``head_yaw``, ``head_nod``, ``kind``), turned by ``yaw`` degrees (0 = facing the camera)."""
+    phi = math.radians(yaw)
+    # Person frame in world coordinates. yaw 0: facing the camera, the person's left is on the image right.
+    left = np.array([math.cos(phi), 0.0, math.sin(phi)])
+    fwd = np.array([math.sin(phi), 0.0, -math.cos(phi)])
+    down = np.array([0.0, 1.0, 0.0])
 
     # Upper body: lean forward (pitch), bend sideways, twist shoulders.
     p, b = ang["pitch"], ang["side_bend"]

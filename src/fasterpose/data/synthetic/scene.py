@@ -105,14 +105,8 @@ def render_sample(seed: int, index: int, size: tuple[int, int] = (256, 256),
     order = sorted(range(len(placed)), key=lambda i: placed[i].scale)
     placed = [placed[i] for i in order]
 
-    owner = np.zeros((h, w), dtype=np.uint8)  # 0 background, i+1 figure i, 255 foreground occluder
     light = _unit(np.array([rng.uniform(-1, 1), -1.0]))
-    masks, hulls = [], []
-    for i, pl in enumerate(placed):
-        mask = np.zeros((h, w), dtype=np.uint8)
-        hulls.append(_draw_figure(_Canvas(img, mask), pl, light))
-        owner[mask > 0] = i + 1
-        masks.append(mask)
+    owner, masks, hulls = draw_figures(img, placed, light)
     if placed and rng.random() < cfg.occluder_prob:
         j = int(rng.integers(len(placed)))
         x, y, bw_, bh_ = cv2.boundingRect(masks[j])
@@ -125,7 +119,33 @@ def render_sample(seed: int, index: int, size: tuple[int, int] = (256, 256),
     alpha, beta = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
     noise = rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(rng.uniform(0, cfg.noise_std))
     img = np.clip(img.astype(np.float32) * np.float32(alpha) + np.float32(beta) + noise, 0, 255).astype(np.uint8)
+    return img, annotate_figures(placed, masks, hulls, owner)
 
+
+def draw_figures(img: np.ndarray, placed: list[_Placed], light: np.ndarray
+                 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Draw ``placed`` figures (back to front, in list order) on ``img`` in place.
+
+    Returns:
+        ``owner`` ``(H, W)`` uint8 (0 background, ``i + 1`` figure ``i``; a caller may mark foreground objects 255),
+        each figure's silhouette mask and its torso hull (for self-occlusion).
+    """
+    h, w = img.shape[:2]
+    owner = np.zeros((h, w), dtype=np.uint8)
+    masks, hulls = [], []
+    for i, pl in enumerate(placed):
+        mask = np.zeros((h, w), dtype=np.uint8)
+        hulls.append(_draw_figure(_Canvas(img, mask), pl, light))
+        owner[mask > 0] = i + 1
+        masks.append(mask)
+    return owner, masks, hulls
+
+
+def annotate_figures(placed: list[_Placed], masks: list[np.ndarray], hulls: list[np.ndarray], owner: np.ndarray
+                     ) -> list[dict[str, Any]]:
+    """COCO annotations of drawn figures (see :func:`render_sample`); figures with no labelled keypoint are left
+    out; ``index`` is the figure's position in ``placed``."""
+    h, w = owner.shape
     persons: list[dict[str, Any]] = []
     for i, pl in enumerate(placed):
         mask = masks[i]
@@ -162,5 +182,5 @@ def render_sample(seed: int, index: int, size: tuple[int, int] = (256, 256),
         persons.append({"keypoints": out, "bbox": [float(x), float(y), float(bw_), float(bh_)], "area": float(area),
                         "segmentation": _polygons(mask), "yaw": round(yaw, 2), "head_yaw": round(head_yaw, 2),
                         "facing": facing, "depth_rank": i, "truncated": truncated,
-                        "visible_frac": round(visible_frac, 4), "pose": pl.fig.look["kind"]})
-    return img, persons
+                        "visible_frac": round(visible_frac, 4), "pose": pl.fig.look["kind"], "index": i})
+    return persons
