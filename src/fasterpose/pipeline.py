@@ -1,0 +1,205 @@
+"""``Pipeline``: video frames -> person boxes -> poses -> track ids -> smoothed keypoints.
+
+One call per frame. Boxes come from the detector on detection frames (every ``det_every`` frames, on the first
+frame, when there is no track, and on the frame after a track's pose confidence dropped below ``redetect_thr``);
+on the frames between, each track's box is the extent of its last pose's confident keypoints (score >=
+``kpt_thr``, at least three), enlarged ``box_pad`` times about its centre (the keypoints lie inside the body, a
+detector's box around it) and at least ``min_box`` pixels wide and high; with fewer confident keypoints the track
+keeps its last box. New people are picked up at the next detection. All persons of a frame go through the pose
+model in one batch (:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.track`;
+smoothing: :mod:`fasterpose.smooth`.
+
+Example::
+
+    pipe = fasterpose.Pipeline(fasterpose.Predictor("model.onnx"), OnnxDetector("yolox_tiny.onnx"), det_every=5)
+    for frame in frames:
+        for person in pipe(frame):
+            person["track_id"], person["keypoints"]  # (K, 3) x, y, score in image pixels
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .evaluation.nms import oks_iou
+from .smooth import OneEuroConfig, Smoother
+from .track import Tracker
+
+Detector = Callable[[np.ndarray], np.ndarray]
+
+STAGES = ("detect", "pose", "model", "track", "smooth")
+
+
+def pose_box(keypoints: np.ndarray, kpt_thr: float, pad: float, min_size: float) -> np.ndarray | None:
+    """``(4,)`` xywh box around the confident keypoints of a ``(K, 3)`` pose, or ``None`` with fewer than three."""
+    ok = keypoints[:, 2] >= kpt_thr
+    if int(ok.sum()) < 3:
+        return None
+    pts = keypoints[ok, :2]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    centre = (lo + hi) / 2
+    size = np.maximum((hi - lo) * pad, min_size)
+    return np.concatenate([centre - size / 2, size])
+
+
+class Pipeline:
+    """Detector + pose model + tracker + smoother, one frame at a time.
+
+    Args:
+        predictor: a :class:`~fasterpose.deploy.predictor.Predictor`.
+        detector: ``image -> (M, 5)`` person boxes ``(x, y, w, h, score)``
+            (:class:`~fasterpose.detect.OnnxDetector`, :class:`~fasterpose.detect.HogDetector`); ``None`` when the
+            caller passes the boxes of detection frames.
+        det_every: run the detector every N frames (1 = every frame).
+        smoothing: a :class:`~fasterpose.smooth.OneEuroConfig`, ``True`` for its defaults, ``None``/``False`` off.
+        fps: frame rate (the smoother's time step).
+        kpt_thr: keypoint score for pose-guided boxes and OKS matching.
+        redetect_thr: a propagated pose whose mean keypoint score is below this triggers a detection next frame.
+        box_pad: pose-guided box = keypoint extent times this.
+        min_box: smallest pose-guided box side in pixels.
+        match_thr: least OKS (or IoU) for a pose to continue a track.
+        max_missed: frames a track may go unseen before its id is forgotten.
+
+    Attributes:
+        timing: cumulative milliseconds per stage (:data:`STAGES`; ``pose`` includes ``model``), plus ``frames``
+            and ``detections`` (frames on which the detector ran).
+    """
+
+    def __init__(self, predictor: Any, detector: Detector | None = None, det_every: int = 1,
+                 smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
+                 redetect_thr: float = 0.3, box_pad: float = 1.2, min_box: float = 16.0, match_thr: float = 0.3,
+                 max_missed: int = 30) -> None:
+        if int(det_every) < 1:
+            raise ValueError(f"det_every must be >= 1, got {det_every}")
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.predictor = predictor
+        self.detector = detector
+        self.det_every = int(det_every)
+        self.fps = float(fps)
+        self.kpt_thr = float(kpt_thr)
+        self.redetect_thr = float(redetect_thr)
+        self.box_pad = float(box_pad)
+        self.min_box = float(min_box)
+        self.tracker = Tracker(predictor.keypoint_set.sigmas, match_thr=match_thr, max_missed=max_missed,
+                               kpt_thr=kpt_thr)
+        config = OneEuroConfig() if smoothing is True else (smoothing or None)
+        self.smoother = Smoother(config) if config is not None else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget tracks, smoothing state and timing (a new video)."""
+        self.tracker.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
+        self.frame = 0
+        self._since_detection = 0
+        self._force_detection = True
+        self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
+        self.timing: dict[str, float] = {**{s: 0.0 for s in STAGES}, "frames": 0, "detections": 0}
+
+    def wants_detection(self) -> bool:
+        """Whether the next frame is a detection frame (then its boxes come from the detector or the caller)."""
+        return self._force_detection or not self._active or self._since_detection >= self.det_every
+
+    def _propagated(self) -> tuple[np.ndarray, np.ndarray]:
+        boxes, ids = [], []
+        for tid, score in self._active.items():
+            t = self.tracker.tracks.get(tid)
+            if t is None:
+                continue
+            box = pose_box(t.keypoints, self.kpt_thr, self.box_pad, self.min_box)
+            boxes.append(np.append(t.box if box is None else box, score))
+            ids.append(tid)
+        return np.asarray(boxes, np.float64).reshape(-1, 5), np.asarray(ids, np.int64)
+
+    def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Poses of one frame.
+
+        Args:
+            frame: ``(H, W, 3)`` BGR uint8.
+            boxes: ``(M, 5)`` (or ``(M, 4)``) person boxes for this frame, used as its detection (they make it a
+                detection frame); ``None``: the detector's on detection frames, pose-guided boxes between.
+
+        Returns:
+            One dict per person: ``keypoints`` ``(K, 3)`` (smoothed when smoothing is on), ``raw_keypoints``,
+            ``box`` ``(4,)`` xywh, ``box_score``, ``track_id`` and ``detected`` (box from the detector or the caller
+            rather than from the last pose).
+        """
+        t0 = time.perf_counter()
+        detected = boxes is not None or self.wants_detection()
+        if boxes is not None:
+            boxes = np.asarray(boxes, np.float64)
+            boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 5)
+            if boxes.shape[1] == 4:
+                boxes = np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
+            known = np.zeros(len(boxes), np.int64)
+        elif detected:
+            if self.detector is None:
+                raise ValueError("this Pipeline has no detector: pass the boxes of detection frames "
+                                 "(pipeline.wants_detection() says which)")
+            boxes = np.asarray(self.detector(frame), np.float64).reshape(-1, 5)
+            known = np.zeros(len(boxes), np.int64)
+        else:
+            boxes, known = self._propagated()
+        t1 = time.perf_counter()
+        results = self.predictor(frame, boxes)
+        keep = np.asarray([i for i, p in enumerate(results) if p["valid"]], np.int64)
+        people = [results[i] for i in keep]
+        t2 = time.perf_counter()
+        model_ms = self.predictor.last_timing["model_ms"]
+        kp = np.stack([p["keypoints"] for p in people]) if people else np.zeros((0, 0, 3))
+        bx = np.stack([p["box"] for p in people]) if people else np.zeros((0, 4))
+        known = known[keep]
+        if not detected and len(people):
+            kp, bx, known, people = self._drop_duplicates(kp, bx, known, people)
+        ids = self.tracker.update(self.frame, kp, bx, known) if people else np.zeros(0, np.int64)
+        t3 = time.perf_counter()
+        smoothed = self.smoother(ids, kp, bx, self.frame / self.fps) if self.smoother is not None and people else kp
+        t4 = time.perf_counter()
+
+        if not detected and any(float(p["keypoints"][:, 2].mean()) < self.redetect_thr for p in people):
+            self._force_detection = True
+        elif detected:
+            self._force_detection = False
+        self._since_detection = 1 if detected else self._since_detection + 1
+        self._active = {int(tid): float(p["box_score"]) for tid, p in zip(ids, people)}
+        self.frame += 1
+        for stage, ms in zip(STAGES, (t1 - t0, t2 - t1, None, t3 - t2, t4 - t3)):
+            if ms is not None:
+                self.timing[stage] += 1e3 * ms
+        self.timing["model"] += model_ms
+        self.timing["frames"] += 1
+        self.timing["detections"] += int(detected)
+        return [{"keypoints": smoothed[i], "raw_keypoints": kp[i], "box": bx[i], "box_score": float(p["box_score"]),
+                 "track_id": int(ids[i]), "detected": detected} for i, p in enumerate(people)]
+
+    def _drop_duplicates(self, kp: np.ndarray, bx: np.ndarray, known: np.ndarray, people: list[dict[str, Any]]
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Two propagated tracks that converged on one person (OKS > 0.8): keep the more confident pose."""
+        score = kp[:, :, 2].mean(axis=1)
+        drop: set[int] = set()
+        areas = bx[:, 2] * bx[:, 3]
+        for i in np.argsort(-score):
+            if i in drop:
+                continue
+            sim = oks_iou(kp[i], kp, float(areas[i]), areas, self.predictor.keypoint_set.sigmas, self.kpt_thr)
+            for j in np.flatnonzero(sim > 0.8):
+                if j != i and score[j] <= score[i]:
+                    drop.add(int(j))
+        if not drop:
+            return kp, bx, known, people
+        keep = np.asarray([i for i in range(len(people)) if i not in drop], np.int64)
+        return kp[keep], bx[keep], known[keep], [people[i] for i in keep]
+
+    def summary(self) -> dict[str, float]:
+        """Milliseconds per frame of each stage, and the share of frames on which the detector ran."""
+        n = max(int(self.timing["frames"]), 1)
+        out = {f"{s}_ms": round(self.timing[s] / n, 3) for s in STAGES}
+        out["frames"] = int(self.timing["frames"])
+        out["detection_frames"] = int(self.timing["detections"])
+        return out
