@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the --detector file's layout (default: read from the graph)")
     parser.add_argument("--det-every", type=int, default=1, metavar="N",
                         help="videos: detect every N frames, boxes from the last poses between (default 1)")
+    parser.add_argument("--redetect-thr", type=float, default=0.3, metavar="S",
+                        help="videos with --det-every > 1: detect again on the next frame when a person's mean "
+                        "keypoint score drops below S (default 0.3; 0 = never early)")
     parser.add_argument("--smooth", action="store_true", help="videos: one-euro smoothing of the keypoints per track")
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"),
@@ -178,14 +181,13 @@ class _Run:
         from ..evaluation.coco import make_results
         from ..visualize import draw_poses
 
-        if self.pipeline is None or self.pipeline.wants_detection():
+        boxes = None
+        if self.pipeline is None or (self.pipeline.detector is None and self.pipeline.wants_detection()):
             boxes = self.boxes(image, image_id)
             if len(boxes):
                 _, valid = clip_boxes(boxes[:, :4], image.shape)
                 self.skipped_boxes += int((~valid).sum())
                 boxes = boxes[valid]
-        else:
-            boxes = None
         if self.pipeline is not None:
             people = self.pipeline(image, boxes)
             boxes = np.array([np.append(p["box"], p["box_score"]) for p in people]).reshape(-1, 5)
@@ -404,8 +406,9 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         from ..frames import FrameReader
         from ..pipeline import Pipeline
 
-        run.pipeline = Pipeline(run.predictor, det_every=args.det_every, smoothing=True if args.smooth else None,
-                                fps=fps, kpt_thr=args.kpt_thr)
+        run.pipeline = Pipeline(run.predictor, run.boxes.detector, det_every=args.det_every,
+                                smoothing=True if args.smooth else None, fps=fps, kpt_thr=args.kpt_thr,
+                                redetect_thr=args.redetect_thr)
         bar = _progress(total, "frames")
         reader = FrameReader(cap, first, args.max_frames)
         try:
