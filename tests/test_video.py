@@ -61,7 +61,7 @@ def test_clip_config_errors() -> None:
 
 def test_tracking_scores_hand_counted(clip: dict) -> None:
     gt = json.loads(Path(clip["keypoints"]).read_text())
-    perfect = [{"frame": a["image_id"], "image_id": a["image_id"], "keypoints": a["keypoints"],
+    perfect = [{"frame": a["image_id"], "image_id": a["image_id"], "keypoints": a["keypoints"], "bbox": a["bbox"],
                 "track_id": a["track_id"] + 10} for a in gt["annotations"]]
     s = evaluate_tracking(gt, perfect)
     assert s["recall"] == 1.0 and s["id_switches"] == 0 and s["kpt_error_px"] == 0 and s["jitter_px"] == 0
@@ -85,11 +85,12 @@ def test_tracking_scores_hand_counted(clip: dict) -> None:
     assert evaluate_tracking(gt, shaky)["jitter_px"] == pytest.approx(5.0)
 
 
-def _pose(cx: float, cy: float, h: float, score: float = 0.9) -> np.ndarray:
-    """A (17, 3) pose spread over a box of height ``h`` and width ``h / 2`` centred on (cx, cy)."""
+def _pose(cx: float, cy: float, h: float, score: float = 0.9, w: float | None = None) -> np.ndarray:
+    """A (17, 3) pose spread over a box of height ``h`` and width ``w`` (default ``h / 2``) centred on (cx, cy)."""
+    w = h / 2 if w is None else w
     rng = np.random.default_rng(0)
-    pts = rng.uniform(-0.5, 0.5, (17, 2)) * [h / 2, h]
-    pts[0], pts[1] = [-h / 4, -h / 2], [h / 4, h / 2]  # extent exactly the box
+    pts = rng.uniform(-0.5, 0.5, (17, 2)) * [w, h]
+    pts[0], pts[1] = [-w / 2, -h / 2], [w / 2, h / 2]  # extent exactly the box
     return np.concatenate([pts + [cx, cy], np.full((17, 1), score)], axis=1)
 
 
@@ -139,7 +140,8 @@ def test_one_euro_by_hand() -> None:
 
 
 class _FakePredictor:
-    """Stands in for the pose model: a fixed pose filling each box (extent = box / 1.2) with a given score."""
+    """Stands in for the pose model: a fixed pose whose extent plus the Pipeline's margin (0.1 of the longer side
+    on every side) is the box, with a given score."""
 
     keypoint_set = COCO17
 
@@ -153,8 +155,8 @@ class _FakePredictor:
         self.calls.append(boxes.copy())
         out = []
         for b in boxes:
-            cx, cy, h = b[0] + b[2] / 2, b[1] + b[3] / 2, b[3] / 1.2
-            kp = _pose(cx, cy, h, self.score)
+            h = b[3] / 1.2
+            kp = _pose(b[0] + b[2] / 2, b[1] + b[3] / 2, h, self.score, w=b[2] - 0.2 * h)
             out.append({"keypoints": kp, "box": b[:4], "box_score": float(b[4]), "valid": True})
         return out
 
@@ -173,7 +175,7 @@ def test_pipeline_detects_every_n_and_propagates_boxes() -> None:
     assert len(det_calls) == 3 and pipe.summary()["detection_frames"] == 3  # frames 0, 5, 10
     assert [[p["track_id"] for p in r] for r in results] == [[1, 2]] * 12
     assert [r[0]["detected"] for r in results] == [i % 5 == 0 for i in range(12)]
-    # between detections the box is the pose's extent times 1.2: here the detector's box again
+    # between detections the box is the pose's extent plus its margin: here the detector's box again
     for boxes in pred.calls:
         np.testing.assert_allclose(boxes[:, :4], [[40, 60, 60, 120], [200, 50, 50, 100]], atol=1e-9)
     # a propagated pose with a low mean score triggers a detection on the next frame
@@ -190,9 +192,11 @@ def test_pipeline_detects_every_n_and_propagates_boxes() -> None:
 def test_pose_box_minimum_and_too_few_keypoints() -> None:
     kp = np.zeros((17, 3))
     kp[:3] = [[10, 10, 0.9], [12, 11, 0.9], [11, 12, 0.9]]
-    np.testing.assert_allclose(pose_box(kp, 0.3, 1.2, 16.0), [3, 3, 16, 16])
+    np.testing.assert_allclose(pose_box(kp, 0.3, 0.1, 16.0), [3, 3, 16, 16])  # the minimum size
+    kp[:3] = [[10, 10, 0.9], [30, 50, 0.9], [20, 30, 0.9]]  # extent 20 x 40: margin 4 on every side
+    np.testing.assert_allclose(pose_box(kp, 0.3, 0.1, 16.0), [6, 6, 28, 48])
     kp[2, 2] = 0.1
-    assert pose_box(kp, 0.3, 1.2, 16.0) is None
+    assert pose_box(kp, 0.3, 0.1, 16.0) is None
 
 
 def test_predict_video_det_every_with_onnx_detector(clip: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -231,3 +235,24 @@ def test_predict_video_det_every_with_onnx_detector(clip: dict, tmp_path: Path, 
     assert main(["predict", str(clip["video"]), "--checkpoint", str(ckpt), "--det-every", "0", "--out",
                  str(tmp_path / "o2")]) == 2
     assert "--det-every must be >= 1" in capsys.readouterr().err
+
+
+def test_pipeline_keeps_boxes_of_merged_poses() -> None:
+    """Someone walking behind another: both poses land on the front person (OKS ~1). Neither track's box moves onto
+    the front person until the next detection (a pose-guided box would put both tracks on one person)."""
+    pred = _FakePredictor()
+    plain = pred.__class__.__call__
+
+    def collapse(self: _FakePredictor, image: np.ndarray, boxes: np.ndarray) -> list[dict]:
+        out = plain(self, image, boxes)
+        for p in out[1:]:
+            p["keypoints"] = out[0]["keypoints"].copy()
+        return out
+
+    pred.__class__ = type("Collapsing", (_FakePredictor,), {"__call__": collapse})
+    dets = np.array([[40.0, 60.0, 60.0, 120.0, 0.8], [70.0, 70.0, 40.0, 80.0, 0.7]])
+    pipe = Pipeline(pred, lambda image: dets, det_every=5)
+    for _ in range(3):
+        people = pipe(np.zeros((240, 320, 3), np.uint8))
+    assert [p["track_id"] for p in people] == [1, 2]
+    np.testing.assert_allclose(pred.calls[-1][:, :4], dets[:, :4])

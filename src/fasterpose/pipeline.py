@@ -3,11 +3,14 @@
 One call per frame. Boxes come from the detector on detection frames (every ``det_every`` frames, on the first
 frame, when there is no track, and on the frame after a track's pose confidence dropped below ``redetect_thr``);
 on the frames between, each track's box is the extent of its last pose's confident keypoints (score >=
-``kpt_thr``, at least three), enlarged ``box_pad`` times about its centre (the keypoints lie inside the body, a
-detector's box around it) and at least ``min_box`` pixels wide and high; with fewer confident keypoints the track
-keeps its last box. New people are picked up at the next detection. All persons of a frame go through the pose
-model in one batch (:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.track`;
-smoothing: :mod:`fasterpose.smooth`.
+``kpt_thr``, at least three) with a margin of ``box_pad`` times its longer side on every side (the keypoints lie
+inside the body, a detector's box around it: eyes to ankles are about 85% of a standing person's height, and a
+person seen from the side is wider than its keypoints) and at least ``min_box`` pixels wide and high. A track
+keeps its last box instead when its pose has fewer than three confident keypoints, and two tracks whose poses
+landed on one person (OKS > 0.8: someone walking behind another) keep theirs until the next detection. New people
+are picked up at the next detection. All persons of a frame go through the pose model in one batch
+(:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.track`; smoothing:
+:mod:`fasterpose.smooth`.
 
 Example::
 
@@ -35,14 +38,15 @@ STAGES = ("detect", "pose", "model", "track", "smooth")
 
 
 def pose_box(keypoints: np.ndarray, kpt_thr: float, pad: float, min_size: float) -> np.ndarray | None:
-    """``(4,)`` xywh box around the confident keypoints of a ``(K, 3)`` pose, or ``None`` with fewer than three."""
+    """``(4,)`` xywh box around the confident keypoints of a ``(K, 3)`` pose, with a margin of ``pad`` times the
+    longer side of their extent on every side; ``None`` with fewer than three confident keypoints."""
     ok = keypoints[:, 2] >= kpt_thr
     if int(ok.sum()) < 3:
         return None
     pts = keypoints[ok, :2]
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     centre = (lo + hi) / 2
-    size = np.maximum((hi - lo) * pad, min_size)
+    size = np.maximum(hi - lo + 2 * pad * float((hi - lo).max()), min_size)
     return np.concatenate([centre - size / 2, size])
 
 
@@ -59,7 +63,7 @@ class Pipeline:
         fps: frame rate (the smoother's time step).
         kpt_thr: keypoint score for pose-guided boxes and OKS matching.
         redetect_thr: a propagated pose whose mean keypoint score is below this triggers a detection next frame.
-        box_pad: pose-guided box = keypoint extent times this.
+        box_pad: pose-guided box margin on every side, as a fraction of the keypoint extent's longer side.
         min_box: smallest pose-guided box side in pixels.
         match_thr: least OKS (or IoU) for a pose to continue a track.
         max_missed: frames a track may go unseen before its id is forgotten.
@@ -71,7 +75,7 @@ class Pipeline:
 
     def __init__(self, predictor: Any, detector: Detector | None = None, det_every: int = 1,
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
-                 redetect_thr: float = 0.3, box_pad: float = 1.2, min_box: float = 16.0, match_thr: float = 0.3,
+                 redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
                  max_missed: int = 30) -> None:
         if int(det_every) < 1:
             raise ValueError(f"det_every must be >= 1, got {det_every}")
@@ -100,6 +104,7 @@ class Pipeline:
         self._since_detection = 0
         self._force_detection = True
         self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
+        self._frozen: set[int] = set()  # tracks whose pose merged into another's: box kept until the next detection
         self.timing: dict[str, float] = {**{s: 0.0 for s in STAGES}, "frames": 0, "detections": 0}
 
     def wants_detection(self) -> bool:
@@ -112,7 +117,7 @@ class Pipeline:
             t = self.tracker.tracks.get(tid)
             if t is None:
                 continue
-            box = pose_box(t.keypoints, self.kpt_thr, self.box_pad, self.min_box)
+            box = None if tid in self._frozen else pose_box(t.keypoints, self.kpt_thr, self.box_pad, self.min_box)
             boxes.append(np.append(t.box if box is None else box, score))
             ids.append(tid)
         return np.asarray(boxes, np.float64).reshape(-1, 5), np.asarray(ids, np.int64)
@@ -155,9 +160,11 @@ class Pipeline:
         kp = np.stack([p["keypoints"] for p in people]) if people else np.zeros((0, 0, 3))
         bx = np.stack([p["box"] for p in people]) if people else np.zeros((0, 4))
         known = known[keep]
-        if not detected and len(people):
-            kp, bx, known, people = self._drop_duplicates(kp, bx, known, people)
+        if detected:
+            self._frozen.clear()
         ids = self.tracker.update(self.frame, kp, bx, known) if people else np.zeros(0, np.int64)
+        if people:
+            self._frozen |= self._merged(kp, bx, ids)
         t3 = time.perf_counter()
         smoothed = self.smoother(ids, kp, bx, self.frame / self.fps) if self.smoother is not None and people else kp
         t4 = time.perf_counter()
@@ -178,23 +185,18 @@ class Pipeline:
         return [{"keypoints": smoothed[i], "raw_keypoints": kp[i], "box": bx[i], "box_score": float(p["box_score"]),
                  "track_id": int(ids[i]), "detected": detected} for i, p in enumerate(people)]
 
-    def _drop_duplicates(self, kp: np.ndarray, bx: np.ndarray, known: np.ndarray, people: list[dict[str, Any]]
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """Two propagated tracks that converged on one person (OKS > 0.8): keep the more confident pose."""
-        score = kp[:, :, 2].mean(axis=1)
-        drop: set[int] = set()
+    def _merged(self, kp: np.ndarray, bx: np.ndarray, ids: np.ndarray) -> set[int]:
+        """Tracks whose poses landed on one person (OKS > 0.8 between them): typically someone walking behind
+        another. Which pose is the right one's is unknown, so both keep their boxes where they were (not moved onto
+        one person) until the next detection."""
         areas = bx[:, 2] * bx[:, 3]
-        for i in np.argsort(-score):
-            if i in drop:
-                continue
-            sim = oks_iou(kp[i], kp, float(areas[i]), areas, self.predictor.keypoint_set.sigmas, self.kpt_thr)
+        merged: set[int] = set()
+        for i in range(len(kp) - 1):
+            sim = oks_iou(kp[i], kp[i + 1:], float(areas[i]), areas[i + 1:], self.predictor.keypoint_set.sigmas,
+                          self.kpt_thr)
             for j in np.flatnonzero(sim > 0.8):
-                if j != i and score[j] <= score[i]:
-                    drop.add(int(j))
-        if not drop:
-            return kp, bx, known, people
-        keep = np.asarray([i for i in range(len(people)) if i not in drop], np.int64)
-        return kp[keep], bx[keep], known[keep], [people[i] for i in keep]
+                merged |= {int(ids[i]), int(ids[i + 1 + j])}
+        return merged
 
     def summary(self) -> dict[str, float]:
         """Milliseconds per frame of each stage, and the share of frames on which the detector ran."""

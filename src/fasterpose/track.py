@@ -1,16 +1,19 @@
-"""Track ids across video frames: poses matched to the tracks of the previous frames by OKS.
+"""Track ids across video frames: persons matched to the tracks of the previous frames by box IoU (or OKS).
 
 Rule (one frame at a time, after pose estimation):
 
-* **Matching.** The similarity of a track and a new pose is the OKS between the track's last pose and the new one
-  (COCO sigmas of the keypoint set, keypoints with a score above ``kpt_thr`` in both, the mean of the two box areas
-  as the scale); when either pose has no such keypoint, the IoU of their boxes. Pairs are taken greedily from the
-  most similar down; a pair below ``match_thr`` (0.3, as MMPose's pose-tracking demo) is no match.
-* **Birth.** A pose that matches no track starts a new track with the next id (1, 2, ...). Ids are never reused.
+* **Matching.** The similarity of a track and a new person is the IoU of the track's last box and the new box
+  (``metric="iou"``, the default), or the OKS of their poses (``metric="oks"``: COCO sigmas of the keypoint set,
+  keypoints with a score above ``kpt_thr`` in both, the mean box area as the scale; box IoU where a pose has no
+  such keypoint). Pairs are taken greedily from the most similar down; a pair below ``match_thr`` (0.3, as
+  MMPose's pose-tracking demo) is no match. IoU is the default because on the synthetic clip (people at different
+  depths crossing each other) OKS swapped identities where a hidden person's pose had landed on the person in
+  front, and box IoU did not (``benchmarks/bench_video.py``).
+* **Birth.** A person that matches no track starts a new track with the next id (1, 2, ...). Ids are never reused.
 * **Death.** A track that matches nothing for more than ``max_missed`` frames (default 30, about a second) is
-  forgotten; until then a person who reappears near their last pose gets their id back.
+  forgotten; until then a person who reappears near their last box gets their id back.
 
-Poses whose track is already known (boxes propagated from a track's own last pose between detections) are passed
+Persons whose track is already known (boxes propagated from a track's own last pose between detections) are passed
 with that id and are not matched again.
 """
 
@@ -40,13 +43,17 @@ class Tracker:
 
     Args:
         sigmas: per-keypoint OKS sigmas ``(K,)`` (the keypoint set's).
-        match_thr: least similarity (OKS, or box IoU) for a match.
+        match_thr: least similarity (box IoU, or OKS) for a match.
         max_missed: frames a track may go unmatched before it is forgotten.
         kpt_thr: keypoint score above which a keypoint counts in the OKS.
+        metric: ``"iou"`` (boxes) or ``"oks"`` (poses).
     """
 
     def __init__(self, sigmas: np.ndarray, match_thr: float = 0.3, max_missed: int = 30,
-                 kpt_thr: float = 0.3) -> None:
+                 kpt_thr: float = 0.3, metric: str = "iou") -> None:
+        if metric not in ("iou", "oks"):
+            raise ValueError(f"metric must be 'iou' or 'oks', got {metric!r}")
+        self.metric = metric
         if not 0 < match_thr <= 1:
             raise ValueError(f"match_thr must be in (0, 1], got {match_thr}")
         if max_missed < 0:
@@ -63,12 +70,15 @@ class Tracker:
         self.next_id = 1
 
     def similarity(self, tracks: list[Track], keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """``(len(tracks), M)`` OKS (box IoU where a pose has no confident keypoint)."""
+        """``(len(tracks), M)`` box IoU, or OKS (box IoU where a pose has no confident keypoint)."""
         sim = np.zeros((len(tracks), len(keypoints)))
         if not len(tracks) or not len(keypoints):
             return sim
         areas = boxes[:, 2] * boxes[:, 3]
         corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:4]], axis=1)
+        if self.metric == "iou":
+            tb = np.stack([t.box for t in tracks])
+            return box_iou(np.concatenate([tb[:, :2], tb[:, :2] + tb[:, 2:4]], axis=1), corners)
         for i, t in enumerate(tracks):
             sim[i] = oks_iou(t.keypoints, keypoints, float(t.box[2] * t.box[3]), areas, self.sigmas, self.kpt_thr)
             weak = ~((keypoints[:, :, 2] > self.kpt_thr).any(axis=1)) | (not (t.keypoints[:, 2] > self.kpt_thr).any())

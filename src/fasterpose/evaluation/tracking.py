@@ -1,9 +1,9 @@
 """Video results against a clip with known truth (``fasterpose synth --video``): persons found, identity switches,
 keypoint error and jitter.
 
-Per frame, ground-truth persons (with at least one labelled keypoint) and predicted poses are matched greedily by
-OKS (COCO sigmas, the ground-truth box area as the scale), most similar first; a pair with OKS >= ``oks_thr``
-(0.5) counts as the person being found. Then:
+Per frame, ground-truth persons (with at least one labelled keypoint) and predicted persons are matched greedily by
+box IoU (the result's ``bbox``: the box its pose was estimated in), most overlapping first; a pair with IoU >=
+``iou_thr`` (0.5) counts as the person being found, whatever the pose (its quality is the keypoint error). Then:
 
 * ``recall``: found person-frames / ground-truth person-frames;
 * ``id_switches``: times a ground-truth person is found with a track id other than the one it was last found with
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detect.boxes import box_iou
 from ..keypoints import COCO17
 
 
@@ -32,13 +33,12 @@ def _by_frame(entries: Sequence[Mapping[str, Any]], frame_key: str) -> dict[int,
     return out
 
 
-def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]], oks_thr: float = 0.5
+def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]], iou_thr: float = 0.5
                       ) -> dict[str, float]:
-    """Scores of video ``results`` (``fasterpose predict`` entries: ``frame`` or ``image_id``, flat ``keypoints``,
-    ``track_id``) against a clip's ground truth ``gt`` (``clip_keypoints.json``: ``image_id`` = frame index,
-    ``track_id``). See the module docstring."""
-    sigmas = COCO17.sigmas
-    k = len(sigmas)
+    """Scores of video ``results`` (``fasterpose predict`` entries: ``frame`` or ``image_id``, ``bbox`` xywh, flat
+    ``keypoints``, ``track_id``) against a clip's ground truth ``gt`` (``clip_keypoints.json``: ``image_id`` = frame
+    index, ``track_id``). See the module docstring."""
+    k = COCO17.num_keypoints
     gt_frames = _by_frame([a for a in gt["annotations"] if a.get("num_keypoints", 1) > 0], "image_id")
     pred_frames = _by_frame(results, "frame")
     total = found = switches = 0
@@ -53,17 +53,12 @@ def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]
         g_kp = np.array([a["keypoints"] for a in gts], np.float64).reshape(-1, k, 3)
         p_kp = np.array([r["keypoints"] for r in preds], np.float64).reshape(-1, k, 3)
         total += len(gts)
-        sim = np.zeros((len(gts), len(preds)))
-        for i, a in enumerate(gts):
-            if len(preds):
-                area = float(a["bbox"][2] * a["bbox"][3])
-                # the OKS of COCO: ground-truth labelled keypoints only
-                vis = g_kp[i, :, 2] > 0
-                d2 = ((p_kp[:, :, :2] - g_kp[i, None, :, :2]) ** 2).sum(-1)
-                e = d2 / ((2 * sigmas) ** 2)[None] / (area + np.spacing(1)) / 2
-                sim[i] = np.where(vis[None], np.exp(-e), 0).sum(1) / max(int(vis.sum()), 1)
+        g_box = np.array([a["bbox"] for a in gts], np.float64).reshape(-1, 4)
+        p_box = np.array([r["bbox"] for r in preds], np.float64).reshape(-1, 4)
+        sim = box_iou(np.concatenate([g_box[:, :2], g_box[:, :2] + g_box[:, 2:]], axis=1),
+                      np.concatenate([p_box[:, :2], p_box[:, :2] + p_box[:, 2:]], axis=1))
         current: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        while sim.size and sim.max() >= oks_thr:
+        while sim.size and sim.max() >= iou_thr:
             i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
             sim[i, :] = -1
             sim[:, j] = -1
