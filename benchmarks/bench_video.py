@@ -78,7 +78,7 @@ def run_video(video: Path, predictor: Predictor, detector: Any, det_every: int, 
             write_ms += 1e3 * (t3 - t2)
             for p in people:
                 results.append({"frame": index, "image_id": index, "keypoints": p["keypoints"].ravel().tolist(),
-                                "bbox": p["box"].tolist(), "track_id": p["track_id"]})
+                                "bbox": p["box"].tolist(), "track_id": p["track_id"], "det": p["detected"]})
     finally:
         reader.close()
         writer.release()

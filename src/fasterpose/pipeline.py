@@ -6,8 +6,11 @@ on the frames between, each track's box is the extent of its last pose's confide
 ``kpt_thr``, at least three) with a margin of ``box_pad`` times its longer side on every side (the keypoints lie
 inside the body, a detector's box around it: eyes to ankles are about 85% of a standing person's height, and a
 person seen from the side is wider than its keypoints) and at least ``min_box`` pixels wide and high. A track
-keeps its last box instead when its pose has fewer than three confident keypoints, and two tracks whose poses
-landed on one person (OKS > 0.8: someone walking behind another) keep theirs until the next detection. New people
+keeps its last box instead, moved at the velocity it had between its last two detections, when its pose has
+fewer than three confident keypoints, when the new box would overlap the last one less than ``max_jump_iou`` (IoU
+0.5) or be more than 15% taller or shorter (people do not jump or grow between frames; poses do, onto a nearby
+person), and when two tracks' poses landed on one person (OKS > 0.8: someone walking behind another); then until
+the next detection. New people
 are picked up at the next detection. All persons of a frame go through the pose model in one batch
 (:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.track`; smoothing:
 :mod:`fasterpose.smooth`.
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .detect.boxes import box_iou
 from .evaluation.nms import oks_iou
 from .smooth import OneEuroConfig, Smoother
 from .track import Tracker
@@ -35,6 +39,11 @@ from .track import Tracker
 Detector = Callable[[np.ndarray], np.ndarray]
 
 STAGES = ("detect", "pose", "model", "track", "smooth")
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two xywh boxes."""
+    return float(box_iou(np.r_[a[:2], a[:2] + a[2:4]], np.r_[b[:2], b[:2] + b[2:4]])[0, 0])
 
 
 def pose_box(keypoints: np.ndarray, kpt_thr: float, pad: float, min_size: float) -> np.ndarray | None:
@@ -67,6 +76,8 @@ class Pipeline:
         min_box: smallest pose-guided box side in pixels.
         match_thr: least OKS (or IoU) for a pose to continue a track.
         max_missed: frames a track may go unseen before its id is forgotten.
+        max_jump_iou: a pose-guided box overlapping the track's previous box less than this (IoU) is not used: the
+            track keeps its previous box until the next detection.
 
     Attributes:
         timing: cumulative milliseconds per stage (:data:`STAGES`; ``pose`` includes ``model``), plus ``frames``
@@ -76,7 +87,7 @@ class Pipeline:
     def __init__(self, predictor: Any, detector: Detector | None = None, det_every: int = 1,
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
-                 max_missed: int = 30) -> None:
+                 max_missed: int = 30, max_jump_iou: float = 0.5) -> None:
         if int(det_every) < 1:
             raise ValueError(f"det_every must be >= 1, got {det_every}")
         if not fps > 0:
@@ -89,6 +100,7 @@ class Pipeline:
         self.redetect_thr = float(redetect_thr)
         self.box_pad = float(box_pad)
         self.min_box = float(min_box)
+        self.max_jump_iou = float(max_jump_iou)
         self.tracker = Tracker(predictor.keypoint_set.sigmas, match_thr=match_thr, max_missed=max_missed,
                                kpt_thr=kpt_thr)
         config = OneEuroConfig() if smoothing is True else (smoothing or None)
@@ -104,6 +116,8 @@ class Pipeline:
         self._since_detection = 0
         self._force_detection = True
         self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
+        self._velocity: dict[int, np.ndarray] = {}  # track id -> box centre motion per frame between detections
+        self._last_detection: dict[int, tuple[int, np.ndarray]] = {}  # track id -> (frame, box centre)
         self._frozen: set[int] = set()  # tracks whose pose merged into another's: box kept until the next detection
         self.timing: dict[str, float] = {**{s: 0.0 for s in STAGES}, "frames": 0, "detections": 0}
 
@@ -118,7 +132,14 @@ class Pipeline:
             if t is None:
                 continue
             box = None if tid in self._frozen else pose_box(t.keypoints, self.kpt_thr, self.box_pad, self.min_box)
-            boxes.append(np.append(t.box if box is None else box, score))
+            if box is not None and (_iou(box, t.box) < self.max_jump_iou
+                                    or not 1 / 1.15 <= box[3] / max(t.box[3], 1.0) <= 1.15):
+                box = None  # the pose landed on someone else (or nowhere): people do not jump or grow between frames
+                self._frozen.add(tid)
+            if box is None:  # the last box, moved as the track moved between its last two detections
+                box = t.box.copy()
+                box[:2] += self._velocity.get(tid, 0.0)
+            boxes.append(np.append(box, score))
             ids.append(tid)
         return np.asarray(boxes, np.float64).reshape(-1, 5), np.asarray(ids, np.int64)
 
@@ -165,6 +186,8 @@ class Pipeline:
         ids = self.tracker.update(self.frame, kp, bx, known) if people else np.zeros(0, np.int64)
         if people:
             self._frozen |= self._merged(kp, bx, ids)
+        if detected:
+            self._update_velocity(ids, bx)
         t3 = time.perf_counter()
         smoothed = self.smoother(ids, kp, bx, self.frame / self.fps) if self.smoother is not None and people else kp
         t4 = time.perf_counter()
@@ -184,6 +207,17 @@ class Pipeline:
         self.timing["detections"] += int(detected)
         return [{"keypoints": smoothed[i], "raw_keypoints": kp[i], "box": bx[i], "box_score": float(p["box_score"]),
                  "track_id": int(ids[i]), "detected": detected} for i, p in enumerate(people)]
+
+    def _update_velocity(self, ids: np.ndarray, boxes: np.ndarray) -> None:
+        for tid, box in zip(ids.tolist(), boxes):
+            centre = box[:2] + box[2:4] / 2
+            last = self._last_detection.get(tid)
+            if last is not None and self.frame > last[0]:
+                self._velocity[tid] = (centre - last[1]) / (self.frame - last[0])
+            self._last_detection[tid] = (self.frame, centre)
+        for tid in [k for k in self._last_detection if k not in self.tracker.tracks]:
+            self._last_detection.pop(tid, None)
+            self._velocity.pop(tid, None)
 
     def _merged(self, kp: np.ndarray, bx: np.ndarray, ids: np.ndarray) -> set[int]:
         """Tracks whose poses landed on one person (OKS > 0.8 between them): typically someone walking behind

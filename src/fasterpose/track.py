@@ -78,7 +78,9 @@ class Tracker:
         corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:4]], axis=1)
         if self.metric == "iou":
             tb = np.stack([t.box for t in tracks])
-            return box_iou(np.concatenate([tb[:, :2], tb[:, :2] + tb[:, 2:4]], axis=1), corners)
+            iou = box_iou(np.concatenate([tb[:, :2], tb[:, :2] + tb[:, 2:4]], axis=1), corners)
+            heights = np.maximum(tb[:, 3:4], 1e-6), np.maximum(boxes[None, :, 3], 1e-6)
+            return iou * np.minimum(*heights) / np.maximum(*heights)
         for i, t in enumerate(tracks):
             sim[i] = oks_iou(t.keypoints, keypoints, float(t.box[2] * t.box[3]), areas, self.sigmas, self.kpt_thr)
             weak = ~((keypoints[:, :, 2] > self.kpt_thr).any(axis=1)) | (not (t.keypoints[:, 2] > self.kpt_thr).any())
