@@ -256,3 +256,32 @@ def test_pipeline_keeps_boxes_of_merged_poses() -> None:
         people = pipe(np.zeros((240, 320, 3), np.uint8))
     assert [p["track_id"] for p in people] == [1, 2]
     np.testing.assert_allclose(pred.calls[-1][:, :4], dets[:, :4])
+
+
+def test_bench_video_runs(tmp_path: Path) -> None:
+    """``benchmarks/bench_video.py`` with tiny settings: every configuration runs, the table and the JSON come out."""
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from fasterpose import create_model
+    from fasterpose.checkpoint import save_checkpoint
+    from fasterpose.spec import PoseSpec
+
+    torch.manual_seed(0)
+    spec = PoseSpec(model_name="fasterpose_r18", input_size=(128, 96), codec={"input_size": [128, 96]})
+    ckpt = tmp_path / "r18.pth"
+    save_checkpoint(ckpt, {"spec": spec, "model": create_model("fasterpose_r18").state_dict(), "config": None})
+    out = tmp_path / "video.json"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_video.py"), "--checkpoint", str(ckpt),
+                           "--frames", "3", "--clip-frames", "6", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["input"], r["boxes"]) for r in rows] == [
+        (i, b) for i in ("vtest", "clip") for b in ("hog", "hog/5", "given", "given/5", "given+smooth")]
+    assert all(r["frames"] == (3 if r["input"] == "vtest" else 6) for r in rows)
+    assert all(0 <= r["recall"] <= 1 for r in rows if r["input"] == "clip")
+    assert "| input | boxes |" in proc.stdout
