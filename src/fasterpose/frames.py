@@ -81,3 +81,47 @@ class FrameReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FrameWriter:
+    """Write frames to an opened ``cv2.VideoWriter`` from a background thread (encoding overlaps the next frame's
+    work; OpenCV releases the GIL while it encodes).
+
+    Attributes:
+        wait_ms: total milliseconds the producer waited for room in the queue (the writing it could not hide).
+    """
+
+    def __init__(self, writer: Any, queue_size: int = 4) -> None:
+        self.writer = writer
+        self.wait_ms = 0.0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, int(queue_size)))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fasterpose-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is _END:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = e
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        t0 = time.perf_counter()
+        self._queue.put(frame)
+        self.wait_ms += 1e3 * (time.perf_counter() - t0)
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread (the caller releases the writer afterwards)."""
+        if self._thread is not None:
+            self._queue.put(_END)
+            self._thread.join()
+            self._thread = None  # type: ignore[assignment]
+        if self._error is not None:
+            raise self._error

@@ -403,7 +403,7 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
             if int(run.boxes.dets.meta["frames"]) < total:
                 logger.warning("%s describes %s frames but the video has %d; later frames have no boxes",
                                run.boxes.path, run.boxes.dets.meta["frames"], total)
-        from ..frames import FrameReader
+        from ..frames import FrameReader, FrameWriter
         from ..pipeline import Pipeline
 
         run.pipeline = Pipeline(run.predictor, run.boxes.detector, det_every=args.det_every,
@@ -411,13 +411,12 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
                                 redetect_thr=args.redetect_thr)
         bar = _progress(total, "frames")
         reader = FrameReader(cap, first, args.max_frames)
+        frame_writer = FrameWriter(writer) if writer is not None else None
         try:
             for index, frame in reader:
                 drawn = run.process(frame, index, name, frame=index)
-                if writer is not None:
-                    t0 = time.perf_counter()
-                    writer.write(drawn)
-                    run.stage_ms["write"] += 1e3 * (time.perf_counter() - t0)
+                if frame_writer is not None:
+                    frame_writer.write(drawn)
                 bar.update()
                 if args.show and _show(drawn):
                     break
@@ -433,6 +432,9 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
             reader.close()
             run.stage_ms["read"] = reader.wait_ms
             bar.close()
+            if frame_writer is not None:
+                frame_writer.close()
+                run.stage_ms["write"] = frame_writer.wait_ms
             if writer is not None:
                 writer.release()
     finally:
@@ -558,7 +560,8 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         print(f"ms per frame by stage: read (waiting) {run_.stage_ms['read'] / n:.1f}, detect {s['detect_ms']:.1f} "
               f"({s['detection_frames']} of {s['frames']} frames, --det-every {run_.pipeline.det_every}), pose "
               f"{s['pose_ms']:.1f} (model {s['model_ms']:.1f}), track {s['track_ms']:.1f}, smooth "
-              f"{s['smooth_ms']:.1f}, draw {run_.stage_ms['draw'] / n:.1f}, write {run_.stage_ms['write'] / n:.1f}; "
+              f"{s['smooth_ms']:.1f}, draw {run_.stage_ms['draw'] / n:.1f}, write (waiting) "
+              f"{run_.stage_ms['write'] / n:.1f}; "
               f"{len(set(r['track_id'] for r in run_.results))} tracks")
     if missing:
         print(f"{missing} images skipped: no entry in {args.boxes}")
