@@ -180,3 +180,12 @@ def test_bad_detectors_are_named_errors(tmp_path: Path) -> None:
     session = OnnxDetector(odd, layout="ultralytics_nms").session
     with pytest.raises(ConfigError, match="odd.onnx"):
         detect_layout(odd, session)
+
+
+def test_published_detector_table_is_consistent() -> None:
+    from fasterpose.detect import LAYOUTS
+    from fasterpose.detect.zoo import DETECTORS
+
+    for name, d in DETECTORS.items():
+        assert d.layout in LAYOUTS and d.url.startswith("https://") and d.url.endswith(".zip"), name
+        assert all(s % 32 == 0 for s in d.input_size), name  # strides 8, 16, 32
