@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .deploy.predictor import clip_boxes
 from .detect.boxes import box_iou
 from .evaluation.nms import oks_iou
 from .smooth import OneEuroConfig, Smoother
@@ -172,6 +173,10 @@ class Pipeline:
             known = np.zeros(len(boxes), np.int64)
         else:
             boxes, known = self._propagated()
+        # Boxes partly outside the frame are clipped to it; one wholly outside (a person who left) is dropped.
+        clipped, valid = clip_boxes(boxes[:, :4], frame.shape)
+        boxes = np.concatenate([clipped, boxes[:, 4:5]], axis=1)[valid]
+        known = known[valid]
         t1 = time.perf_counter()
         results = self.predictor(frame, boxes)
         keep = np.asarray([i for i, p in enumerate(results) if p["valid"]], np.int64)
