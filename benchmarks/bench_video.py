@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--video", default=None, help=f"vtest.avi (default {VTEST}, else {VTEST_SHORT.name})")
     parser.add_argument("--frames", type=int, default=200, help="frames of vtest.avi (default 200)")
     parser.add_argument("--clip-frames", type=int, default=300, help="frames of the synthetic clip (default 300)")
+    parser.add_argument("--clip-seed", type=int, default=0, help="seed of the synthetic clip (default 0)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--det-every", type=int, default=5)
     parser.add_argument("--detector", help="person detector ONNX file (YOLOX, RTMDet, Ultralytics)")
@@ -115,7 +116,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:
         tmp_dir = Path(tmp)
-        clip = write_clip(tmp_dir / "clip", seed=0, config=ClipConfig(num_frames=args.clip_frames))
+        clip = write_clip(tmp_dir / "clip", seed=args.clip_seed, config=ClipConfig(num_frames=args.clip_frames))
         gt = json.loads(Path(clip["keypoints"]).read_text())
         inputs = {"vtest": (video, read_detections(VTEST_DETS, score_thr=0.3), args.frames),
                   "clip": (Path(clip["video"]), read_detections(clip["detections"]), None)}
@@ -159,7 +160,7 @@ def main() -> None:
     if args.out:
         atomic_write_json(args.out, {"cpu": format_cpu(), "platform": platform.platform(),
                                      "video": str(video), "det_every": args.det_every, "flip_test": args.flip,
-                                     "rows": rows}, indent=1)
+                                     "clip_seed": args.clip_seed, "rows": rows}, indent=1)
         print(f"wrote {args.out}")
 
 
