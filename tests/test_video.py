@@ -52,6 +52,21 @@ def test_clip_truth(clip: dict) -> None:
     assert [p["track_id"] for p in again] == [a["track_id"] for a in gt["annotations"]]
 
 
+def test_clip_never_replaces_another(clip: dict, tmp_path: Path) -> None:
+    folder = Path(clip["video"]).parent
+    before = Path(clip["keypoints"]).read_bytes()
+    with pytest.raises(DataError, match="other parameters"):
+        write_clip(folder, seed=4, config=SMALL)
+    assert Path(clip["keypoints"]).read_bytes() == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "clip.avi").write_bytes(b"my holiday video")
+    with pytest.raises(DataError, match="not a clip of ours"):
+        write_clip(mine, config=SMALL)
+    assert (mine / "clip.avi").read_bytes() == b"my holiday video"
+    assert write_clip(mine, config=ClipConfig(num_frames=2, size=(64, 64)), overwrite=True)["frames"] == 2
+
+
 def test_clip_config_errors() -> None:
     with pytest.raises(DataError, match="num_frames"):
         ClipConfig(num_frames=0)

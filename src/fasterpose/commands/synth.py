@@ -52,6 +52,6 @@ def _write_clip(args: argparse.Namespace) -> int:
 
     config = ClipConfig(num_frames=args.frames, size=parse_size(args.size or "360x480"),
                         walkers=3 if args.max_persons is None else max(0, args.max_persons - 1))
-    result = write_clip(args.out_dir, seed=args.seed, config=config)
+    result = write_clip(args.out_dir, seed=args.seed, config=config, overwrite=args.overwrite)
     print(json.dumps({k: str(v) if hasattr(v, "__fspath__") else v for k, v in result.items()}, indent=2))
     return 0

@@ -204,19 +204,37 @@ def render_clip(seed: int = 0, config: ClipConfig | None = None) -> Iterator[tup
             _step(a, cfg)
 
 
-def write_clip(out_dir: str | Path, seed: int = 0, config: ClipConfig | None = None) -> dict[str, Any]:
+def _check_not_another_clip(out: Path, params: dict[str, Any]) -> None:
+    import json
+
+    names = [n for n in (CLIP_VIDEO, CLIP_KEYPOINTS, CLIP_DETECTIONS) if (out / n).exists()]
+    if not names:
+        return
+    try:
+        old = json.loads((out / CLIP_KEYPOINTS).read_text())["info"]["fasterpose_synthetic_clip"]
+    except (OSError, ValueError, KeyError, TypeError):
+        old = None
+    if old != params:
+        what = "a clip with other parameters" if old is not None else f"{', '.join(names)} (not a clip of ours)"
+        raise DataError(f"{out} already holds {what}; choose another folder or pass overwrite=True (--overwrite)")
+
+
+def write_clip(out_dir: str | Path, seed: int = 0, config: ClipConfig | None = None,
+               overwrite: bool = False) -> dict[str, Any]:
     """Write the clip (MJPG ``clip.avi``), its ground truth and its ground-truth boxes as detections.
 
     Args:
         out_dir: destination folder (created).
         seed: see :func:`render_clip`.
         config: :class:`ClipConfig`.
+        overwrite: replace a clip made with other parameters (or files of the same names not made by this
+            function) in ``out_dir``; without it that is an error, so that a typo cannot clobber other files.
 
     Returns:
         ``{"video", "keypoints", "detections"}`` paths plus ``frames``, ``persons`` (person-frames) and ``tracks``.
 
     Raises:
-        DataError: OpenCV cannot write MJPG video here, or a bad config.
+        DataError: OpenCV cannot write MJPG video here, a bad config, or another clip in ``out_dir``.
     """
     import cv2
 
@@ -225,6 +243,9 @@ def write_clip(out_dir: str | Path, seed: int = 0, config: ClipConfig | None = N
     cfg = config or ClipConfig()
     out = Path(out_dir)
     check_writable_folder(out, f"OUT_DIR {out} (the clip's folder)")
+    params = {"seed": int(seed), "config": {**asdict(cfg), "size": list(cfg.size)}}
+    if not overwrite:
+        _check_not_another_clip(out, params)
     out.mkdir(parents=True, exist_ok=True)
     h, w = cfg.size
     images, annotations, detections = [], [], []
@@ -251,7 +272,6 @@ def write_clip(out_dir: str | Path, seed: int = 0, config: ClipConfig | None = N
     for a in annotations:  # keypoint triples: integer visibility flags
         kp = a["keypoints"]
         a["keypoints"] = [int(v) if i % 3 == 2 else v for i, v in enumerate(kp)]
-    params = {"seed": int(seed), "config": {**asdict(cfg), "size": list(cfg.size)}}
     categories = [{"supercategory": "person", "id": 1, "name": "person", "keypoints": list(COCO17.names),
                    "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton]}]
     atomic_write_json(out / CLIP_DETECTIONS, {"video": CLIP_VIDEO, "frames": cfg.num_frames,
