@@ -334,6 +334,17 @@ def test_predict_writes_the_models_category_and_eval_results_scores_it(tmp_path:
     results = json.loads((pred / "results.json").read_text())
     assert len(results) == len(figures) > 0 and {r["category_id"] for r in results} == {7}
     assert sorted(r["score"] for r in results) == pytest.approx(sorted(d["score"] for d in figures), abs=1e-6)
+    # A person detector's file (category 1) for this model: refused with the way out, which then reads it.
+    persons = [d for d in dets if d["score"] >= 0.3]
+    with restore_torch_state():
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(COCO / "person_detections.json"),
+                     "--no-draw", "--out", str(tmp_path / "p1")]) == 2
+        assert "none of its 118 boxes is of category 7" in capsys.readouterr().err
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(COCO / "person_detections.json"),
+                     "--box-category", "1", "--no-draw", "--no-flip", "--threads", "1", "--out", str(tmp_path / "p2")
+                     ]) == 0
+    results = json.loads((tmp_path / "p2" / "results.json").read_text())
+    assert len(results) == len(persons) and {r["category_id"] for r in results} == {7}
     capsys.readouterr()
     assert main(["eval-results", str(ann), str(pred / "results.json"), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)

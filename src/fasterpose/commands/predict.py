@@ -1,9 +1,10 @@
 """``fasterpose predict INPUT``: poses on an image, a folder, a video file or a webcam; drawn skeletons + results json.
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
-by file name, image id or frame index; boxes of the model's keypoint category, or without a ``category_id``),
-``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`), ``--full-image`` (one
-box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but dependency-free).
+by file name, image id or frame index; boxes of the model's keypoint category or ``--box-category``, or without
+a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`),
+``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but
+dependency-free).
 
 Videos and webcams go through a :class:`~fasterpose.pipeline.Pipeline`: boxes every ``--det-every`` frames and
 pose-guided boxes between, track ids (``track_id`` in the results, drawn beside each person), optional one-euro
@@ -73,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: torch for --checkpoint, onnxruntime for --onnx")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: library default)")
     parser.add_argument("--det-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
+    parser.add_argument("--box-category", type=int, default=None, metavar="ID",
+                        help="category_id of the --boxes entries to read (default: the model's keypoint category)")
     parser.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score to draw (default 0.3)")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test (faster)")
     parser.add_argument("--show-boxes", action="store_true", help="draw the person boxes")
@@ -108,8 +111,8 @@ def _open_video(source: str | int) -> Any:
 class _Boxes:
     """Person boxes per image / frame from the chosen source.
 
-    ``category_id``: the model's keypoint category; a ``--boxes`` file's boxes of other categories are ignored, and
-    the results are written with it.
+    ``category_id``: the model's keypoint category: the results are written with it, and a ``--boxes`` file's boxes
+    of other categories are ignored (``--box-category`` reads another one).
     """
 
     def __init__(self, args: argparse.Namespace, category_id: int = 1) -> None:
@@ -122,10 +125,16 @@ class _Boxes:
         if self.mode == "boxes":
             from ..data.detections import read_detections
 
-            self.dets = read_detections(args.boxes, score_thr=args.det_thr, category_id=category_id)
-            if self.dets.num_other_category:
-                logger.warning("%s: %d boxes of categories other than %d (the model's keypoint category) are "
-                               "ignored", args.boxes, self.dets.num_other_category, category_id)
+            wanted = category_id if args.box_category is None else args.box_category
+            what = "the model's keypoint category" if args.box_category is None else "--box-category"
+            self.dets = read_detections(args.boxes, score_thr=args.det_thr, category_id=wanted)
+            other = self.dets.num_other_category
+            if other and not len(self.dets) + self.dets.num_below_threshold:
+                raise DataError(f"{args.boxes}: none of its {other} boxes is of category {wanted} ({what}); to use "
+                                "boxes of another category, pass --box-category ID")
+            if other:
+                logger.warning("%s: %d boxes of categories other than %d (%s) are ignored", args.boxes, other, wanted,
+                               what)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
         elif self.mode == "hog":
             from ..detect import HogDetector
