@@ -183,7 +183,7 @@ def test_a_new_layout_is_learned(tmp_path: Path) -> None:
     assert spec.flip_test  # every left/right keypoint has its partner
 
 
-def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
+def test_a_set_without_sides_trains_without_flips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     split = trainer.synthetic_split(tiny_config(), "train")
     data = json.loads(Path(split["annotations"]).read_text())
     names = ["tip", "eye_a", "eye_b", "ear_a", "ear_b"]  # the face points, named without sides
@@ -202,6 +202,11 @@ def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["spec"]["keypoint_set"]["flip_pairs"] == [] and ckpt["spec"]["flip_test"] is False
     assert ckpt["spec"]["category_id"] == 5  # predict writes it in its results
+    # Detections of another category (a person detector's 1) leave nothing to evaluate: a clear error, no traceback.
+    with restore_torch_state():
+        assert main(["eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--boxes", str(split["detections"]),
+                     "--opt", f"data.val_ann={ann}", "--opt", f"data.val_images={split['images']}"]) == 2
+    assert "has no persons to evaluate: no box in" in capsys.readouterr().err
     assert ckpt["config"]["data"]["augment"]["flip"] is False and ckpt["config"]["train"]["flip_test"] is False
     from fasterpose import Predictor
 
