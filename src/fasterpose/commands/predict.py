@@ -1,9 +1,10 @@
 """``fasterpose predict INPUT``: poses on an image, a folder, a video file or a webcam; drawn skeletons + results json.
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
-by file name, image id or frame index), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files,
-:mod:`fasterpose.detect`), ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector
-(``--hog``; weak but dependency-free).
+by file name, image id or frame index; boxes of the model's keypoint category or ``--box-category``, or without
+a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`),
+``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but
+dependency-free).
 
 Videos and webcams go through a :class:`~fasterpose.pipeline.Pipeline`: boxes every ``--det-every`` frames and
 pose-guided boxes between, track ids (``track_id`` in the results, drawn beside each person), optional one-euro
@@ -11,7 +12,8 @@ smoothing (``--smooth``).
 
 Outputs in ``--out`` (default ``predictions``):
 
-* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` 1, ``keypoints``, ``score`` = box score,
+* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` = the keypoint category of the model's
+  training file (1 for models that do not know it), ``keypoints``, ``score`` = box score,
   keypoint third values = keypoint scores, no rescoring/NMS, so ``fasterpose eval-results`` can apply the recipe),
   plus ``bbox`` and ``file_name`` (and ``frame`` for videos). ``image_id`` is the detection file's id for the image,
   else the frame index (videos, webcam) or the running index of the image (0-based, sorted file names);
@@ -72,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: torch for --checkpoint, onnxruntime for --onnx")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: library default)")
     parser.add_argument("--det-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
+    parser.add_argument("--box-category", type=int, default=None, metavar="ID",
+                        help="category_id of the --boxes entries to read (default: the model's keypoint category)")
     parser.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score to draw (default 0.3)")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test (faster)")
     parser.add_argument("--show-boxes", action="store_true", help="draw the person boxes")
@@ -105,18 +109,32 @@ def _open_video(source: str | int) -> Any:
 
 
 class _Boxes:
-    """Person boxes per image / frame from the chosen source."""
+    """Person boxes per image / frame from the chosen source.
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    ``category_id``: the model's keypoint category: the results are written with it, and a ``--boxes`` file's boxes
+    of other categories are ignored (``--box-category`` reads another one).
+    """
+
+    def __init__(self, args: argparse.Namespace, category_id: int = 1) -> None:
         self.mode = "boxes" if args.boxes else "full" if args.full_image else "detector" if args.detector else "hog"
         self.det_thr = args.det_thr
+        self.category_id = category_id
         self.dets = None
         self.path = args.boxes
         self.detector: Any = None
         if self.mode == "boxes":
             from ..data.detections import read_detections
 
-            self.dets = read_detections(args.boxes, score_thr=args.det_thr)
+            wanted = category_id if args.box_category is None else args.box_category
+            what = "the model's keypoint category" if args.box_category is None else "--box-category"
+            self.dets = read_detections(args.boxes, score_thr=args.det_thr, category_id=wanted)
+            other = self.dets.num_other_category
+            if other and not len(self.dets) + self.dets.num_below_threshold:
+                raise DataError(f"{args.boxes}: none of its {other} boxes is of category {wanted} ({what}); to use "
+                                "boxes of another category, pass --box-category ID")
+            if other:
+                logger.warning("%s: %d boxes of categories other than %d (%s) are ignored", args.boxes, other, wanted,
+                               what)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
         elif self.mode == "hog":
             from ..detect import HogDetector
@@ -208,7 +226,8 @@ class _Run:
                                       "weights are probably damaged (a NaN in the checkpoint). Nothing was written; "
                                       "use another checkpoint or re-export the model")
             res = make_results([image_id] * len(people), kp, np.array([p["box_score"] for p in people]),
-                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None)
+                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None,
+                               category_id=self.boxes.category_id)
             for r, p in zip(res, people):
                 r["bbox"] = [round(float(v), 2) for v in p["box"]]
                 r["file_name"] = file_name
@@ -466,10 +485,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--det-every must be >= 1 (1 = detect on every frame), got {args.det_every}")
     if args.detector_layout and not args.detector:
         raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
-    boxes = _Boxes(args)
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
                           threads=args.threads, flip_test=False if args.no_flip else None)
+    boxes = _Boxes(args, 1 if predictor.spec.category_id is None else predictor.spec.category_id)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
     h, w = predictor.input_size

@@ -75,15 +75,16 @@ def build_codec(cfg: Config) -> HeatmapCodec:
                         dark_kernel=c.dark_kernel)
 
 
-def build_spec(cfg: Config, codec: HeatmapCodec | None = None, keypoint_set: KeypointSet | None = None) -> PoseSpec:
+def build_spec(cfg: Config, codec: HeatmapCodec | None = None, keypoint_set: KeypointSet | None = None,
+               category_id: int | None = None) -> PoseSpec:
     """The inference description stored in every checkpoint (``keypoint_set``: the resolved set, default: resolved
-    from ``cfg``)."""
+    from ``cfg``; ``category_id``: the training file's keypoint category, which ``predict`` writes in its results)."""
     codec = codec or build_codec(cfg)
     kset = keypoint_set or resolve_keypoint_set(cfg)
     return PoseSpec(model_name=cfg.model.name, input_size=cfg.data.input_size, keypoint_set=kset,
                     model_kwargs=dict(cfg.model.kwargs), codec=codec.to_dict(),
                     heatmap_activation="sigmoid" if cfg.loss.name == "rce" else "identity",
-                    flip_test=cfg.eval.flip_test)
+                    flip_test=cfg.eval.flip_test, category_id=category_id)
 
 
 def build_model(cfg: Config, pretrained: bool = True, keypoint_set: KeypointSet | None = None) -> torch.nn.Module:
@@ -347,12 +348,12 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
 
     # ---- data
     codec = build_codec(cfg)
-    spec = build_spec(cfg, codec, keypoint_set)
     if main:  # rank 0 generates/caches the synthetic data first, the others then find it complete
         train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
     D.barrier()
     if not main:
         train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
+    spec = build_spec(cfg, codec, keypoint_set, category_id=getattr(train_set, "category_id", None))
     val_set = None
     if t_cfg.val_every > 0:
         if main:
