@@ -23,6 +23,10 @@ class PoseSpec:
     heatmap_activation: ``"sigmoid"`` for RCE-trained models (scores become probabilities), ``"identity"`` for
         MSE-trained ones. Models always output logits; the activation is applied before decoding.
     flip_test: whether inference averages with the horizontally flipped crop by default.
+    channel_order: ``"rgb"`` (the input is RGB; every model trained here, MMPose's) or ``"bgr"`` (OpenCV's order
+        fed as is, with the RGB-ordered ImageNet statistics: the official SimpleBaseline release). See
+        :func:`fasterpose.geometry.normalize_crop`.
+    source: where the weights came from (a published name and URL, or a converted file), or ``""``.
     """
 
     model_name: str
@@ -32,11 +36,15 @@ class PoseSpec:
     codec: dict[str, Any] = field(default_factory=dict)
     heatmap_activation: str = "sigmoid"
     flip_test: bool = True
+    channel_order: str = "rgb"
+    source: str = ""
 
     def __post_init__(self) -> None:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         if self.heatmap_activation not in ("sigmoid", "identity"):
             raise ValueError(f"heatmap_activation must be 'sigmoid' or 'identity', got {self.heatmap_activation!r}")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

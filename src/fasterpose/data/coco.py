@@ -71,6 +71,7 @@ class TopDownDataset(Dataset):
     def __init__(self, keypoint_set: KeypointSet | str, input_size: tuple[int, int], codec: HeatmapCodec | None,
                  train: bool, augment: AugmentConfig | None, seed: int, padding: float) -> None:
         super().__init__()
+        self.channel_order = "rgb"  # what the evaluated model expects (PoseSpec.channel_order)
         self.keypoint_set = get_keypoint_set(keypoint_set) if isinstance(keypoint_set, str) else keypoint_set
         try:
             h, w = (int(v) for v in input_size)
@@ -196,7 +197,7 @@ class TopDownDataset(Dataset):
             "keypoints": kpts.copy(),
         }
         return {
-            "image": torch.from_numpy(geometry.normalize_crop(crop)),
+            "image": torch.from_numpy(geometry.normalize_crop(crop, self.channel_order)),
             "target": torch.from_numpy(target),
             "target_weight": torch.from_numpy(target_weight),
             "meta": meta,

@@ -53,6 +53,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     D.barrier()
     if not dist_info.is_main:
         dataset = build_dataset(cfg, "val", codec)
+    dataset.channel_order = spec.channel_order
     ev = cfg.eval
     stats = evaluate_dataset(model, dataset, codec, get_keypoint_set(spec.keypoint_set),
                              activation=spec.heatmap_activation, flip_test=ev.flip_test, batch_size=ev.batch_size,
