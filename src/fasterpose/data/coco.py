@@ -158,7 +158,7 @@ class TopDownDataset(Dataset):
             if (cfg.half_body_prob > 0 and u_half < cfg.half_body_prob
                     and int((vis > 0).sum()) > cfg.half_body_min_keypoints):
                 half = half_body_transform(xy, vis, self.keypoint_set, self.aspect_ratio, rng_half,
-                                           padding=cfg.half_body_padding)
+                                           padding=cfg.half_body_padding, upper_prob=cfg.half_body_upper_prob)
                 if half is not None:
                     center, scale = half[0].astype(np.float64), half[1].astype(np.float64)
             scale, rotation = random_scale_rotation(scale, cfg, rng_scale)
