@@ -102,7 +102,8 @@ def test_no_network_names_url_file_and_folder(cache: Path) -> None:
 def test_corrupt_cached_file_is_reported_not_used(cache: Path) -> None:
     name = f"weights-{SHA[:8]}.pth"
     cache.mkdir(parents=True)
-    (cache / name).write_bytes(PAYLOAD[:-1] + b"x")
+    corrupt = PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 0xFF])  # one byte changed, whatever its value
+    (cache / name).write_bytes(corrupt)
     with pytest.raises(hub.DownloadError, match=f"cached file .*{name}.*Delete"):
         hub.cached_download(closed_port_url(f"/{name}"), progress=False)
-    assert (cache / name).read_bytes() == PAYLOAD[:-1] + b"x"  # reported, left for the user to delete
+    assert (cache / name).read_bytes() == corrupt  # reported, left for the user to delete

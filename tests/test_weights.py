@@ -19,6 +19,7 @@ from fasterpose.cli import main
 from fasterpose.errors import CheckpointError, ConfigError
 from fasterpose.geometry import normalize_crop
 from fasterpose.models import backbones, published
+from fasterpose.spec import PoseSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PEOPLE = Path(__file__).parent / "data" / "people"
@@ -210,3 +211,20 @@ def test_predict_with_mmpose_release_file_draws_17_keypoints(tmp_path):
     assert all(math.isfinite(v) for v in results[0]["keypoints"])
     drawn = (out / "messi5.jpg")
     assert drawn.is_file() and drawn.stat().st_size > 0
+
+
+def test_eval_takes_an_imported_file(tmp_path, capsys):
+    """The README's reproduction command, on the COCO val2017 samples: an official-layout file (BGR input) is
+    evaluated with the SimpleBaseline config."""
+    samples = Path(__file__).parent / "data" / "coco_val2017_samples"
+    path = _save(random_state(LAYOUT_FIXTURES["simplebaseline-official"][0]), tmp_path / "pose_resnet_50_256x192.pth",
+                 None)
+    assert main(["eval", "coco_simplebaseline_r50_256x192", "--weights", str(path), "--boxes", "gt", "--json",
+                 "--opt", f"data.val_ann={samples / 'person_keypoints.json'}", "--opt", f"data.val_images={samples}",
+                 "--opt", "train.workers=0", "--batch-size", "8", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "simplebaseline_r50" and report["flip_test"] and 0.0 <= report["value"] <= 1.0
+    with pytest.raises(CheckpointError, match="not a fasterpose checkpoint"):  # a spec that travels into ONNX
+        load_checkpoint(_save({"x": torch.zeros(1)}, tmp_path / "other.pth", None))
+    assert PoseSpec.from_json(PoseSpec("m", (8, 8), channel_order="bgr").to_json()
+                                         ).channel_order == "bgr"
