@@ -37,13 +37,12 @@ def _eval(checkpoint: Path, cfg, val_boxes: str = "gt") -> dict:
     from fasterpose.codec import HeatmapCodec
     from fasterpose.engine.trainer import build_dataset
     from fasterpose.evaluation.inference import evaluate_dataset
-    from fasterpose.keypoints import get_keypoint_set
 
     model, spec = model_from_checkpoint(checkpoint)
     codec = HeatmapCodec(**spec.codec)
-    dataset = build_dataset(cfg, "val", codec, boxes=val_boxes)
+    dataset = build_dataset(cfg, "val", codec, boxes=val_boxes, keypoint_set=spec.keypoint_set)
     dataset.channel_order = spec.channel_order
-    stats = evaluate_dataset(model, dataset, codec, get_keypoint_set(spec.keypoint_set),
+    stats = evaluate_dataset(model, dataset, codec, spec.keypoint_set,
                              activation=spec.heatmap_activation, flip_test=True, batch_size=32, rescore=True,
                              nms="oks", nms_thr=0.9, kpt_thr=0.2)
     return {k: round(float(v), 4) for k, v in stats.items() if k in ("AP", "AP50", "AP75", "AR")}

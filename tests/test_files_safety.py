@@ -117,7 +117,8 @@ def test_predict_same_stem_different_formats_both_kept(onnx_model: Path, tmp_pat
     cv2.imwrite(str(photos / "photo.png"), image[:, ::-1])
     out = tmp_path / "out"
     assert main(["predict", str(photos), "--onnx", str(onnx_model), "--full-image", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.jpg", "photo_png.jpg", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["keypoint_set.json", "photo_jpg.jpg", "photo_png.jpg",
+                                                      "results.json"]
 
 
 @pytest.mark.parametrize("kind", ["file", "device"])
@@ -290,7 +291,7 @@ def test_predict_leaves_no_leftovers(onnx_model: Path, tmp_path: Path, capsys: p
     (stale / "half.jpg").write_bytes(b"x")
     assert main(["predict", str(PEOPLE / "messi5.jpg"), "--onnx", str(onnx_model), "--full-image",
                  "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["messi5.jpg", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["keypoint_set.json", "messi5.jpg", "results.json"]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     fresh = tmp_path / "new_folder"

@@ -30,7 +30,6 @@ from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError
 from ..geometry import flip_image, normalize_crop
 from ..io_utils import atomic_write_json, check_writable_folder
-from ..keypoints import get_keypoint_set
 from ..spec import PoseSpec
 
 __all__ = ["DistillSettings", "distill", "teacher_heatmaps"]
@@ -93,16 +92,19 @@ def _batches(n: int, batch: int) -> list[slice]:
 
 @torch.no_grad()
 def teacher_heatmaps(teacher: nn.Module, spec: PoseSpec, crops: np.ndarray, batch: int = 32) -> np.ndarray:
-    """The teacher's flip-tested, activated heatmaps ``(N, K, h, w)`` float32 for BGR uint8 crops ``(N, H, W, 3)``."""
+    """The teacher's activated heatmaps ``(N, K, h, w)`` float32 for BGR uint8 crops ``(N, H, W, 3)``, flip-tested
+    where the keypoint set has left/right pairs."""
     from ..evaluation.inference import predict_heatmaps
+    from .keypoint_config import flip_enabled
 
-    kset = get_keypoint_set(spec.keypoint_set)
+    kset = spec.keypoint_set
+    flip = flip_enabled(kset, None)  # a set without left/right pairs has no meaningful mirror image
     udp = bool(spec.codec.get("unbiased", False))
     out = []
     for sl in _batches(len(crops), batch):
         images = torch.from_numpy(normalize_crop(crops[sl], spec.channel_order))
         out.append(predict_heatmaps(teacher, images, activation=spec.heatmap_activation, flip_index=kset.flip_index,
-                                    flip_test=True, shift=not udp))
+                                    flip_test=flip, shift=not udp))
     return np.concatenate(out).astype(np.float32)
 
 
@@ -215,11 +217,13 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
 
     teacher_ckpt = load_checkpoint(teacher)
     teacher_model, tspec = model_from_checkpoint(teacher_ckpt)
-    kset = get_keypoint_set(tspec.keypoint_set)
+    kset = tspec.keypoint_set
     crops, counts = person_crops(sources, tspec.input_size, boxes=boxes, det_thr=det_thr,
                                  udp=bool(tspec.codec.get("unbiased", False)), frame_step=frame_step,
                                  max_crops=max_crops)
-    if settings.mirror:
+    from .keypoint_config import flip_enabled
+
+    if settings.mirror and flip_enabled(kset, None):
         crops = np.concatenate([crops, np.stack([flip_image(c) for c in crops])])
     logger.info("distilling from %s on %d crops (%d images%s)", teacher, len(crops), counts["images"],
                 ", with mirrored copies" if settings.mirror else "")
