@@ -88,6 +88,31 @@ def test_half_body_on_real_person() -> None:
     assert half_body_transform(kp, only_one, COCO17, 0.75, np.random.default_rng(0)) is None
 
 
+def test_half_body_upper_probability_matches_reference_draw() -> None:
+    """HRNet picks the upper body when ``np.random.randn() < 0.5``: measured on 20,000 reference draws against the
+    setting 0.6915 (= Phi(0.5)) on the same number of our draws; both within 4 binomial standard deviations."""
+    kp, vis = _real_person()
+    upper_centre = kp[list(COCO17.upper_body)].mean(axis=0)
+    n = 20000
+    reference = float((np.random.RandomState(0).randn(n) < 0.5).mean())
+    ours = np.mean([np.allclose(half_body_transform(kp, vis, COCO17, 0.75, rng, upper_prob=0.6915)[0], upper_centre,
+                                atol=1e-3) for rng in np.random.default_rng(1).spawn(n)])
+    sd = (0.6915 * 0.3085 / n) ** 0.5
+    assert abs(reference - 0.6915) < 4 * sd and abs(ours - 0.6915) < 4 * sd
+    assert AugmentConfig().half_body_upper_prob == 0.5
+    with pytest.raises(ValueError, match="half_body_upper_prob"):
+        AugmentConfig(half_body_upper_prob=1.2)
+
+
+def test_reproduction_configs_follow_their_recipes() -> None:
+    from fasterpose.engine.config import list_configs, load_config
+
+    sb = load_config("coco_simplebaseline_r50_256x192").data.augment
+    assert (sb.half_body_prob, sb.scale_factor, sb.rotation_factor, sb.rotation_prob) == (0.0, 0.3, 40.0, 0.6)
+    hrnet_style = [load_config(n).data.augment for n in list_configs() if n.startswith("coco_fasterpose_")]
+    assert hrnet_style and all(a.half_body_upper_prob == 0.6915 and a.half_body_prob == 0.3 for a in hrnet_style)
+
+
 def test_color_jitter() -> None:
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, size=(64, 48, 3), dtype=np.uint8)

@@ -38,15 +38,28 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and validate a checkpoint, with a clear error for missing, corrupt or foreign files."""
+    """Load and validate a checkpoint, with a clear error for missing, corrupt or foreign files.
+
+    Besides fasterpose checkpoints, ``path`` may be the name of published weights (``fasterpose weights list``;
+    downloaded once into torch hub's cache) or a SimpleBaseline file of MMPose (0.x, 1.x) or of the official release
+    (``pose_resnet_*.pth.tar``): those are converted into an in-memory checkpoint whose spec says how their authors
+    evaluated them (:mod:`fasterpose.models.published`).
+    """
+    from .models.published import PUBLISHED, foreign_checkpoint, is_foreign_pose_file, published_checkpoint
+
+    if str(path) in PUBLISHED and not Path(path).exists():
+        return published_checkpoint(str(path))
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist (nor is it the name of published weights: "
+                              "`fasterpose weights list` shows them)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
         raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {e}); "
                               "is it a complete file written by fasterpose?") from e
+    if isinstance(ckpt, dict) and "format" not in ckpt and is_foreign_pose_file(ckpt):
+        return foreign_checkpoint(ckpt, path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a fasterpose checkpoint (expected format {CHECKPOINT_FORMAT!r}); "
                               "to load torchvision ImageNet weights into a backbone use model.pretrained instead")

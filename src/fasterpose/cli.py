@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a checkpoint to ONNX (optionally int8)"),
     "predict": ("predict", "predict poses on an image, folder, video or webcam and draw skeletons"),
     "bench": ("bench", "latency benchmark: PyTorch vs onnxruntime fp32 vs int8"),
+    "distill": ("distill", "train a FasterPose student on a teacher's heatmaps, from unlabeled images or videos"),
+    "weights": ("weights", "published weights by name: list them, or download one into the cache"),
 }
 
 

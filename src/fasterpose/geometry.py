@@ -258,22 +258,28 @@ def crop_to_image(
     return transform_points(points, matrices)
 
 
-def normalize_crop(crops: np.ndarray) -> np.ndarray:
+def normalize_crop(crops: np.ndarray, channel_order: str = "rgb") -> np.ndarray:
     """BGR uint8 crops -> network input: RGB, ImageNet mean/std normalised, channels first.
 
     Args:
         crops: ``(H, W, 3)`` or ``(N, H, W, 3)`` BGR images (uint8, or float on the 0-255 scale).
+        channel_order: ``"rgb"`` (every model trained here, MMPose) or ``"bgr"``: the channels stay in OpenCV's
+            order and are still normalised with the RGB-ordered ImageNet statistics, as the official SimpleBaseline
+            code did (``PoseSpec.channel_order``).
 
     Returns:
         ``(3, H, W)`` or ``(N, 3, H, W)`` C-contiguous float32.
     """
+    if channel_order not in ("rgb", "bgr"):
+        raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
     crops = np.asarray(crops)
     if crops.ndim not in (3, 4) or crops.shape[-1] != 3:
         raise ValueError(f"crops must be (H, W, 3) or (N, H, W, 3) BGR images, got shape {crops.shape}")
     out = np.empty(crops.shape[:-3] + (3,) + crops.shape[-3:-1], dtype=np.float32)
     # Per channel into the channels-first output: BGR->RGB, the subtraction and the layout change in one pass.
     for c in range(3):
-        np.subtract(crops[..., 2 - c], IMAGENET_MEAN[c], out=out[..., c, :, :], dtype=np.float32)
+        source = 2 - c if channel_order == "rgb" else c
+        np.subtract(crops[..., source], IMAGENET_MEAN[c], out=out[..., c, :, :], dtype=np.float32)
         out[..., c, :, :] /= IMAGENET_STD[c]
     return out
 

@@ -31,6 +31,10 @@ class PoseSpec:
     category_id: id of the keypoint category of the annotation file the model was trained on (``predict`` writes it
         as the results' ``category_id``, so ``eval-results`` scores them against that file); ``None`` when the
         training data had none (MPII) or the file predates it: results then say 1, COCO's person.
+    channel_order: ``"rgb"`` (the input is RGB; every model trained here, MMPose's) or ``"bgr"`` (OpenCV's order
+        fed as is, with the RGB-ordered ImageNet statistics: the official SimpleBaseline release). See
+        :func:`fasterpose.geometry.normalize_crop`.
+    source: where the weights came from (a published name and URL, or a converted file), or ``""``.
     """
 
     model_name: str
@@ -41,6 +45,8 @@ class PoseSpec:
     heatmap_activation: str = "sigmoid"
     flip_test: bool = True
     category_id: int | None = None
+    channel_order: str = "rgb"
+    source: str = ""
 
     def __post_init__(self) -> None:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
@@ -59,6 +65,8 @@ class PoseSpec:
                                  f"{self.category_id!r}")
         if self.heatmap_activation not in ("sigmoid", "identity"):
             raise ValueError(f"heatmap_activation must be 'sigmoid' or 'identity', got {self.heatmap_activation!r}")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}

@@ -16,7 +16,9 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=None,
                         help="YAML config or shipped config name (default: the config stored in the checkpoint)")
-    parser.add_argument("--checkpoint", "-c", required=True, metavar="CKPT", help="fasterpose checkpoint (.pt)")
+    parser.add_argument("--checkpoint", "--weights", "-c", dest="checkpoint", required=True, metavar="CKPT",
+                        help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or "
+                        "a SimpleBaseline file of MMPose or the official release (then pass CONFIG)")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --opt data.val_ann=PATH (repeatable)")
     parser.add_argument("--boxes", default=None, metavar="gt|DETS.json",

@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="fasterpose checkpoint (.pth)")
+    parser.add_argument("--checkpoint", "--weights", dest="checkpoint", required=True, metavar="CKPT",
+                        help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or "
+                        "a SimpleBaseline file of MMPose or the official release")
     parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="output ONNX file")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--dynamic-batch", action="store_true",

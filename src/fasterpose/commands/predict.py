@@ -53,7 +53,9 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="image, folder of images, video file, or webcam index (0, 1..)")
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint", metavar="CKPT", help="fasterpose checkpoint (.pth)")
+    model.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="CKPT",
+                       help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or a "
+                       "SimpleBaseline file of MMPose or the official release")
     model.add_argument("--onnx", metavar="MODEL", help="ONNX model written by `fasterpose export`")
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="DETS.json", help="person detections (COCO results or wrapper json)")

@@ -32,6 +32,9 @@ class AugmentConfig:
         half_body_prob: probability of replacing the box by the upper or lower body's box (HRNet).
         half_body_min_keypoints: half-body is only tried when *more than* this many keypoints are visible.
         half_body_padding: the half-body box is enlarged by this factor (HRNet: 1.5).
+        half_body_upper_prob: probability of choosing the upper body (when it has more than 2 visible keypoints).
+            0.5 by default; HRNet's code draws ``np.random.randn() < 0.5``, which picks it with probability
+            ``Phi(0.5) = 0.6915``: the reproduction configs set that (docs/choices.md).
         scale_factor: ``sf``; the box size is multiplied by ``clip(1 + N(0,1) * sf, 1 - sf, 1 + sf)``.
         rotation_factor: ``rf`` in degrees; see ``rotation_dist``.
         rotation_prob: probability that the sample is rotated at all (SimpleBaseline: 0.6).
@@ -48,6 +51,7 @@ class AugmentConfig:
     half_body_prob: float = 0.3
     half_body_min_keypoints: int = 8
     half_body_padding: float = 1.5
+    half_body_upper_prob: float = 0.5
     scale_factor: float = 0.35
     rotation_factor: float = 45.0
     rotation_prob: float = 0.6
@@ -60,7 +64,7 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if self.rotation_dist not in ("normal", "uniform"):
             raise ValueError(f"AugmentConfig.rotation_dist must be 'normal' or 'uniform', got {self.rotation_dist!r}")
-        for name in ("flip_prob", "half_body_prob", "rotation_prob"):
+        for name in ("flip_prob", "half_body_prob", "half_body_upper_prob", "rotation_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {p}")
@@ -79,12 +83,13 @@ MPII_AUGMENT = AugmentConfig(half_body_prob=0.0, scale_factor=0.25, rotation_fac
 
 
 def half_body_transform(keypoints: np.ndarray, visible: np.ndarray, keypoint_set: KeypointSet, aspect_ratio: float,
-                        rng: np.random.Generator, padding: float = 1.5) -> tuple[np.ndarray, np.ndarray] | None:
+                        rng: np.random.Generator, padding: float = 1.5,
+                        upper_prob: float = 0.5) -> tuple[np.ndarray, np.ndarray] | None:
     """Box of the upper or lower body only (HRNet's ``half_body_transform``).
 
-    The upper body is chosen with p = 0.5 when it has more than 2 visible keypoints (HRNet draws
-    ``randn() < 0.5``, i.e. p ~ 0.69, which looks like a typo for ``rand``); otherwise the lower body if it has
-    more than 2, else the upper body.
+    The upper body is chosen with probability ``upper_prob`` when it has more than 2 visible keypoints (HRNet's
+    ``randn() < 0.5`` is ``upper_prob = 0.6915``); otherwise the lower body if it has more than 2, else the upper
+    body.
 
     Args:
         keypoints: ``(K, 2)`` image pixels.
@@ -93,6 +98,7 @@ def half_body_transform(keypoints: np.ndarray, visible: np.ndarray, keypoint_set
         aspect_ratio: model input width / height.
         rng: random generator.
         padding: enlargement of the tight half-body box.
+        upper_prob: probability of trying the upper body first.
 
     Returns:
         ``(center (2,), scale (2,))`` float32 in pixels, or ``None`` when fewer than 2 keypoints were selected.
@@ -102,7 +108,7 @@ def half_body_transform(keypoints: np.ndarray, visible: np.ndarray, keypoint_set
     upper_mask[list(keypoint_set.upper_body)] = True
     upper = keypoints[vis & upper_mask]
     lower = keypoints[vis & ~upper_mask]
-    if rng.random() < 0.5 and len(upper) > 2:
+    if rng.random() < upper_prob and len(upper) > 2:
         selected = upper
     else:
         selected = lower if len(lower) > 2 else upper

@@ -72,6 +72,7 @@ class TopDownDataset(Dataset):
     def __init__(self, keypoint_set: KeypointSet | str, input_size: tuple[int, int], codec: HeatmapCodec | None,
                  train: bool, augment: AugmentConfig | None, seed: int, padding: float) -> None:
         super().__init__()
+        self.channel_order = "rgb"  # what the evaluated model expects (PoseSpec.channel_order)
         self.keypoint_set = get_keypoint_set(keypoint_set) if isinstance(keypoint_set, str) else keypoint_set
         try:
             h, w = (int(v) for v in input_size)
@@ -158,7 +159,7 @@ class TopDownDataset(Dataset):
             if (cfg.half_body_prob > 0 and u_half < cfg.half_body_prob and self.keypoint_set.upper_body
                     and int((vis > 0).sum()) > cfg.half_body_min_keypoints):
                 half = half_body_transform(xy, vis, self.keypoint_set, self.aspect_ratio, rng_half,
-                                           padding=cfg.half_body_padding)
+                                           padding=cfg.half_body_padding, upper_prob=cfg.half_body_upper_prob)
                 if half is not None:
                     center, scale = half[0].astype(np.float64), half[1].astype(np.float64)
             scale, rotation = random_scale_rotation(scale, cfg, rng_scale)
@@ -197,7 +198,7 @@ class TopDownDataset(Dataset):
             "keypoints": kpts.copy(),
         }
         return {
-            "image": torch.from_numpy(geometry.normalize_crop(crop)),
+            "image": torch.from_numpy(geometry.normalize_crop(crop, self.channel_order)),
             "target": torch.from_numpy(target),
             "target_weight": torch.from_numpy(target_weight),
             "meta": meta,

@@ -107,6 +107,10 @@ class Predictor:
         keypoint_set: str | None = None,
         spec: PoseSpec | None = None,
     ) -> None:
+        if isinstance(model, str) and not Path(model).exists() and Path(model).suffix.lower() != ".onnx":
+            from ..checkpoint import load_checkpoint
+
+            model = load_checkpoint(model)  # published weights by name (or "does not exist", said there)
         is_path = isinstance(model, (str, os.PathLike))
         path = Path(model) if is_path else None
         is_onnx = path is not None and path.suffix.lower() == ".onnx"
@@ -254,7 +258,7 @@ class Predictor:
         crops = np.stack([crop_person(image, c, s, (h, w), udp=self.udp)[0] for c, s in zip(center, scale)])
         if self.flip_test:
             crops = np.concatenate([crops, np.stack([flip_image(c) for c in crops])])
-        return normalize_crop(crops), center, scale
+        return normalize_crop(crops, self.spec.channel_order), center, scale
 
     def postprocess(self, logits: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Heatmap logits (``2M`` rows with flip test) -> ``(M, K, 3)`` keypoints ``(x, y, score)`` in image pixels."""

@@ -38,7 +38,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 class ModelConfig:
     """Attributes:
     name: registry name for ``fasterpose.create_model`` (``fasterpose_r50``, ``simplebaseline_r50``, ...).
-    pretrained: torchvision ImageNet checkpoint file for the backbone, or ``None`` (random init).
+    pretrained: ``imagenet`` (torchvision's ImageNet weights of the backbone, downloaded once into torch hub's
+        cache), a torchvision ImageNet checkpoint file, or ``None`` (random init).
     kwargs: extra ``create_model`` keyword overrides, e.g. ``{output_stride: 16, head_channels: 256}``.
     """
 

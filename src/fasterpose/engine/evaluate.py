@@ -53,6 +53,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     D.barrier()
     if not dist_info.is_main:
         dataset = build_dataset(cfg, "val", codec, keypoint_set=kset)
+    dataset.channel_order = spec.channel_order
     ev = cfg.eval
     if len(dataset) == 0:
         source = "the synthetic val split" if cfg.data.dataset == "synthetic" else cfg.data.val_ann

@@ -92,11 +92,12 @@ def build_model(cfg: Config, pretrained: bool = True, keypoint_set: KeypointSet 
 
     num_keypoints = (keypoint_set or resolve_keypoint_set(cfg)).num_keypoints
     weights = cfg.model.pretrained if pretrained else None
-    if weights and not Path(weights).expanduser().is_file():
-        raise ConfigError(f"model.pretrained: {weights} does not exist; download the torchvision ImageNet "
-                          f"checkpoint of the backbone or set --opt model.pretrained=null")
-    model = create_model(cfg.model.name, num_keypoints=num_keypoints,
-                         pretrained=str(Path(weights).expanduser()) if weights else None, **cfg.model.kwargs)
+    if weights and weights != "imagenet":
+        if not Path(weights).expanduser().is_file():
+            raise ConfigError(f"model.pretrained: {weights} does not exist; set it to 'imagenet' (torchvision's "
+                              f"ImageNet weights, downloaded once), or --opt model.pretrained=null")
+        weights = str(Path(weights).expanduser())
+    model = create_model(cfg.model.name, num_keypoints=num_keypoints, pretrained=weights, **cfg.model.kwargs)
     stride = getattr(model, "feature_stride", 1)
     h, w = cfg.data.input_size
     if h % stride or w % stride:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
-from .backbones import TORCHVISION_URLS, build_backbone, load_pretrained
+from .backbones import TORCHVISION_URLS, build_backbone, imagenet_weights, load_pretrained
 from .heads import RCE_FINAL_BIAS, DeconvHead, SubPixelHead
 from .pose_model import PoseModel
 
@@ -66,6 +66,9 @@ _FASTERPOSE_OVERRIDES = ("output_stride", "head_channels", "head_num_convs", "he
 _SIMPLEBASELINE_OVERRIDES = ("output_stride", "head_channels", "head_num_deconv", "head_kernel_size", "final_bias")
 _FAMILIES = {"fasterpose": ("SubPixelHead", _FASTERPOSE_OVERRIDES),
              "simplebaseline": ("DeconvHead", _SIMPLEBASELINE_OVERRIDES)}
+
+#: ``pretrained`` value that downloads torchvision's ImageNet weights of the backbone.
+IMAGENET = "imagenet"
 
 _REGISTRY: dict[str, Callable[..., PoseModel]] = {}
 _INFO: dict[str, ModelInfo] = {}
@@ -248,15 +251,21 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, num_keypoints: int = 17, pretrained: str | os.PathLike | None = None,
-                 **overrides: Any) -> PoseModel:
+                 weights: str | os.PathLike | None = None, **overrides: Any) -> PoseModel:
     """Build a registered model.
 
     Args:
         name: one of :func:`list_models`, e.g. ``"fasterpose_r50"``.
         num_keypoints: K, heatmap channels (17 for COCO, 16 for MPII).
-        pretrained: path to a torchvision ImageNet checkpoint of the backbone (see
-            :func:`fasterpose.models.backbones.load_pretrained`; download URLs in
-            :data:`~fasterpose.models.backbones.TORCHVISION_URLS`), or ``None`` for random initialisation.
+        pretrained: ``"imagenet"`` (torchvision's published ImageNet weights of the backbone, downloaded once into
+            torch hub's cache and hash-checked; URLs in :data:`~fasterpose.models.backbones.TORCHVISION_URLS`), the
+            path of such a checkpoint file (see :func:`fasterpose.models.backbones.load_pretrained`), or ``None``
+            for random initialisation.
+        weights: weights of the whole model: a fasterpose checkpoint, the name of published weights
+            (:data:`fasterpose.models.published.PUBLISHED`, downloaded once) or a SimpleBaseline file of MMPose or
+            the official release. Its model must be ``name``; its options and keypoint count are taken from it.
+            The input normalisation and decoding it needs are in the spec that
+            :func:`fasterpose.checkpoint.load_checkpoint` returns with it (``Predictor(weights)`` uses them).
         **overrides: family options, e.g. ``output_stride=16``, ``head_channels=128``; see the module docstring.
 
     Returns:
@@ -265,20 +274,39 @@ def create_model(name: str, num_keypoints: int = 17, pretrained: str | os.PathLi
     Raises:
         UnknownModelError: ``name`` is not registered (the message suggests the closest names).
         ConfigError: an unknown or invalid override.
-        CheckpointError: ``pretrained`` is missing, unreadable or does not fit the backbone.
+        CheckpointError: ``pretrained`` is missing, unreadable or does not fit the backbone, or its download failed
+            (:class:`fasterpose.hub.DownloadError`, naming the URL and the cache folder).
     """
     name = _lookup(name)
     fn = _REGISTRY[name]
+    if weights is not None:
+        return _with_weights(name, weights, pretrained, overrides)
     if int(num_keypoints) < 1:
         raise ConfigError(f"num_keypoints must be >= 1, got {num_keypoints!r}")
     backbone = _INFO[name].backbone
     if pretrained is True:
-        raise ConfigError(f"pretrained must be the path of a torchvision ImageNet checkpoint file, not True "
-                          f"(fasterpose downloads nothing); for {name} get {TORCHVISION_URLS[backbone]}")
-    if pretrained and not Path(pretrained).is_file():
-        raise CheckpointError(f"pretrained backbone checkpoint {pretrained} does not exist; for {name} download "
-                              f"{TORCHVISION_URLS[backbone]} and pass its path")
+        raise ConfigError(f"pretrained must be 'imagenet' or the path of a torchvision ImageNet checkpoint file, "
+                          f"not True; for {name}: pretrained='imagenet' downloads {TORCHVISION_URLS[backbone]}")
+    if pretrained == IMAGENET:
+        pretrained = imagenet_weights(backbone)
+    elif pretrained and not Path(pretrained).is_file():
+        raise CheckpointError(f"pretrained backbone checkpoint {pretrained} does not exist; pass "
+                              f"pretrained='imagenet' to download {TORCHVISION_URLS[backbone]}, or the path of that "
+                              "file")
     model = fn(num_keypoints=int(num_keypoints), **overrides)
     if pretrained:
         load_pretrained(model.backbone, pretrained)
     return model
+
+
+def _with_weights(name: str, weights: str | os.PathLike, pretrained: Any, overrides: dict[str, Any]) -> PoseModel:
+    from ..checkpoint import load_checkpoint, model_from_checkpoint
+
+    if pretrained or overrides:
+        raise ConfigError(f"create_model({name!r}, weights=...) takes the model's options from the weights; drop "
+                          f"{'pretrained' if pretrained else ', '.join(sorted(overrides))}")
+    ckpt = load_checkpoint(weights)
+    if ckpt["spec"]["model_name"] != name:
+        raise CheckpointError(f"weights {weights} are for {ckpt['spec']['model_name']}, not {name}; use "
+                              f"create_model({ckpt['spec']['model_name']!r}, weights=...)")
+    return model_from_checkpoint(ckpt)[0]

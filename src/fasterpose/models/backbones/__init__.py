@@ -2,7 +2,8 @@
 
 Every backbone maps ``(N, 3, H, W)`` images to one low-resolution feature ``(N, C, H/s, W/s)`` and has the
 attributes ``out_channels`` (C) and ``output_stride`` (s, 32 or 16). ImageNet weights come from torchvision
-checkpoint files via :func:`load_pretrained`.
+checkpoint files via :func:`load_pretrained`; :func:`imagenet_weights` downloads (once, hash-checked) the file for a
+backbone name.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, ConfigError
 from .mobilenetv2 import MobileNetV2
 from .resnet import ResNet
 from .shufflenetv2 import ShuffleNetV2
 
-__all__ = ["BACKBONES", "TORCHVISION_URLS", "build_backbone", "load_pretrained", "MobileNetV2", "ResNet",
-           "ShuffleNetV2"]
+__all__ = ["BACKBONES", "TORCHVISION_URLS", "build_backbone", "imagenet_weights", "load_pretrained", "MobileNetV2",
+           "ResNet", "ShuffleNetV2"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ BACKBONES: dict[str, Callable[[int], nn.Module]] = {
     "shufflenet_v2_x1_0": lambda output_stride=32: ShuffleNetV2(1.0, output_stride),
 }
 
-# Where the torchvision ImageNet (IMAGENET1K_V1) checkpoints for ``pretrained`` can be downloaded; fasterpose itself
-# never downloads anything.
+# torchvision's ImageNet (IMAGENET1K_V1) checkpoints, downloaded by ``pretrained="imagenet"``; the ``-<hex>.`` part of
+# each file name is the start of its SHA-256, checked after the download (torch hub's convention).
 TORCHVISION_URLS: dict[str, str] = {
     "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
     "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
@@ -67,6 +68,20 @@ def build_backbone(name: str, output_stride: int = 32, num_stages: int = 4) -> n
             raise ValueError(f"num_stages={num_stages} needs a ResNet backbone, not {name}")
         return ResNet(int(name[len("resnet"):]), output_stride, num_stages=num_stages)
     return BACKBONES[name](output_stride)
+
+
+def imagenet_weights(name: str, progress: bool = True) -> Path:
+    """The torchvision ImageNet checkpoint of backbone ``name``, downloaded into torch hub's cache if not there yet.
+
+    Raises:
+        ConfigError: ``name`` has no published ImageNet weights here.
+        DownloadError: offline or a failed download (the message names the URL, the file and the cache folder).
+    """
+    from ...hub import cached_download
+
+    if name not in TORCHVISION_URLS:
+        raise ConfigError(f"no ImageNet weights are known for backbone {name!r}; known: {', '.join(TORCHVISION_URLS)}")
+    return cached_download(TORCHVISION_URLS[name], progress=progress)
 
 
 def _listed(keys: list[str]) -> str:

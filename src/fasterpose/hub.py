@@ -1,0 +1,172 @@
+"""Downloading published files (ImageNet backbones, COCO checkpoints, detectors) into a hash-checked cache.
+
+The cache is torch hub's: ``$TORCH_HOME/hub/checkpoints`` (``TORCH_HOME`` defaults to ``$XDG_CACHE_HOME/torch`` or
+``~/.cache/torch``), so a file that torchvision or MMPose already downloaded is reused, and one downloaded here is
+reused by them. A download goes to a temporary file in the cache folder and is renamed to its final name only after
+its length and its SHA-256 prefix have been checked: an interrupted or corrupt transfer leaves nothing behind, and a
+file in the cache is always a whole, checked one. A cached file whose hash is wrong is reported, never used.
+
+Only the standard library is used (``urllib``), and torch is not imported: the onnxruntime-only paths can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.client import HTTPException
+from pathlib import Path
+
+from .errors import CheckpointError
+from .io_utils import atomic_path, check_writable_folder
+
+__all__ = ["DownloadError", "cache_dir", "cached_download", "hash_prefix_from_name", "sha256_of"]
+
+logger = logging.getLogger(__name__)
+
+# torch.hub's convention: "resnet50-0676ba61.pth" carries the first hex digits of the file's SHA-256.
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]*)\.")
+_CHUNK = 1 << 20
+
+
+class DownloadError(CheckpointError):
+    """A published file could not be downloaded, or what arrived (or sits in the cache) is not the published file."""
+
+
+def cache_dir() -> Path:
+    """The folder downloaded weights are kept in: torch hub's ``$TORCH_HOME/hub/checkpoints``.
+
+    ``TORCH_HOME`` defaults to ``$XDG_CACHE_HOME/torch``, and ``XDG_CACHE_HOME`` to ``~/.cache`` (torch.hub's rule).
+    The folder is not created here.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(xdg, "torch")
+    return Path(os.path.expanduser(torch_home)) / "hub" / "checkpoints"
+
+
+def hash_prefix_from_name(file_name: str) -> str | None:
+    """The SHA-256 prefix a file name carries in torch hub's ``name-<hex>.ext`` convention, or ``None``.
+
+    ``"resnet50-0676ba61.pth"`` -> ``"0676ba61"``; ``"shufflenetv2_x1-5666bf0f80.pth"`` -> ``"5666bf0f80"``.
+    """
+    match = _HASH_IN_NAME.search(file_name)
+    return match.group(1) if match and match.group(1) else None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _offline_hint(url: str, dest: Path) -> str:
+    return (f"download {url} on a machine with network access and put it in {dest.parent} as {dest.name} "
+            f"(set TORCH_HOME to use another cache folder: files go in $TORCH_HOME/hub/checkpoints)")
+
+
+def _check_cached(path: Path, url: str, sha256_prefix: str | None) -> Path:
+    if sha256_prefix:
+        actual = sha256_of(path)
+        if not actual.startswith(sha256_prefix):
+            raise DownloadError(f"the cached file {path} is not the published {url}: its SHA-256 starts with "
+                                f"{actual[:len(sha256_prefix)]}, the published file's with {sha256_prefix}. "
+                                f"Delete {path} and run again to download it afresh")
+    return path
+
+
+def _progress_printer(total: int | None, name: str, enabled: bool):  # noqa: ANN202 - small local callback
+    if not enabled:
+        return lambda done: None
+    last = [-1]
+
+    def show(done: int) -> None:
+        percent = int(100 * done / total) if total else -1
+        if percent == last[0] and done < (total or done + 1):
+            return
+        last[0] = percent
+        what = f"{percent:3d}% of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        sys.stderr.write(f"\rdownloading {name}: {what}")
+        if total and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: str | None = None,
+                    progress: bool = True, timeout: float = 60.0) -> Path:
+    """Return the path of ``url``'s file in :func:`cache_dir`, downloading it first if it is not there.
+
+    Args:
+        url: ``http(s)://`` (or ``file://``) address of the published file.
+        file_name: name in the cache; defaults to the last part of the URL's path.
+        sha256_prefix: leading hex digits of the file's SHA-256; defaults to the ``-<hex>.`` part of the file name
+            (torch hub's convention). With neither, the file is not hash-checked (only its length, when the server
+            sends one).
+        progress: show a progress line on stderr (only when stderr is a terminal).
+        timeout: seconds without data before the transfer is given up.
+
+    Returns:
+        The cached file, complete and hash-checked.
+
+    Raises:
+        DownloadError: no network or the server refused (the message names the URL, the file name and the folder to
+            put the file in by hand), the transfer ended early, the hash does not match (nothing is kept), or a
+            cached file has the wrong hash.
+        DataError: the cache folder cannot be written.
+    """
+    name = file_name or os.path.basename(urllib.parse.urlparse(url).path)
+    if not name or name in (".", ".."):
+        raise DownloadError(f"cannot tell the file name of {url}; pass file_name")
+    prefix = (sha256_prefix or hash_prefix_from_name(name) or "").lower() or None
+    dest = cache_dir() / name
+    if dest.is_file():
+        return _check_cached(dest, url, prefix)
+    check_writable_folder(dest.parent, f"the weights cache {dest.parent}")
+    logger.info("downloading %s to %s", url, dest)
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "fasterpose"}),
+                                          timeout=timeout)
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"downloading {url} failed: the server answered HTTP {e.code} {e.reason}; "
+                            f"{_offline_hint(url, dest)}") from None
+    except (urllib.error.URLError, OSError, HTTPException, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise DownloadError(f"could not download {url} ({reason}): no network, or the server cannot be reached; "
+                            f"{_offline_hint(url, dest)}") from None
+    with response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        show = _progress_printer(total, name, progress and sys.stderr.isatty())
+        digest = hashlib.sha256()
+        done = 0
+        with atomic_path(dest) as tmp:  # removed on any error below: nothing half-downloaded stays
+            with open(tmp, "wb") as f:
+                try:
+                    for chunk in iter(lambda: response.read(_CHUNK), b""):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        show(done)
+                except (OSError, HTTPException) as e:
+                    raise DownloadError(f"the download of {url} broke off after {done} bytes ({e}); run again, or "
+                                        f"{_offline_hint(url, dest)}") from None
+                f.flush()
+                os.fsync(f.fileno())
+            if total is not None and done != total:
+                raise DownloadError(f"the download of {url} ended after {done} of {total} bytes; nothing was kept. "
+                                    f"Run again, or {_offline_hint(url, dest)}")
+            actual = digest.hexdigest()
+            if prefix and not actual.startswith(prefix):
+                raise DownloadError(f"the file downloaded from {url} is not the published one: its SHA-256 starts "
+                                    f"with {actual[:len(prefix)]}, expected {prefix}; nothing was kept")
+    logger.info("downloaded %s (%.1f MB)", dest, done / 1e6)
+    return dest
