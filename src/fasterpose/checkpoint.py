@@ -22,7 +22,7 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError
-from .io_utils import atomic_path
+from .io_utils import atomic_path, not_a_file
 from .spec import PoseSpec
 
 CHECKPOINT_FORMAT = "fasterpose-checkpoint/1"
@@ -41,7 +41,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load and validate a checkpoint, with a clear error for missing, corrupt or foreign files."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} {not_a_file(path)}; pass the .pth/.pt file written by fasterpose")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"

@@ -43,6 +43,15 @@ def writable_target(path: str | os.PathLike) -> Path:
     return path
 
 
+def not_a_file(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be read as a file, for a message: ``"does not exist"``, ``"is a directory, not a file"``
+    or ``"is not a regular file (a device, FIFO or socket)"``."""
+    path = Path(path)
+    if not path.exists():
+        return "does not exist"
+    return "is a directory, not a file" if path.is_dir() else "is not a regular file (a device, FIFO or socket)"
+
+
 def check_writable(path: str | os.PathLike, what: str) -> Path:
     """Fail early, before any long work, if ``path`` cannot be written: it is a directory or device, a folder on
     its way is a file, or its folder is not writable. Creates nothing.

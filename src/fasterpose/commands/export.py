@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "out": str(out)}
     with tempfile.TemporaryDirectory(prefix="fasterpose_export_") as tmpdir:
-        fp32_path = Path(tmpdir) / "fp32.onnx" if args.int8 else out
+        # Every model is written in the temporary folder first: --out is replaced only when all checks (parity,
+        # int8 agreement, --eval) succeeded, so a failed or interrupted export never leaves a file there.
+        fp32_path = Path(tmpdir) / "fp32.onnx"
         report["export"] = export_onnx(ckpt, fp32_path, opset=args.opset, dynamic_batch=args.dynamic_batch,
                                        parity_inputs=parity, parity_source=parity_desc)
         if args.int8:
@@ -155,13 +157,13 @@ def run(args: argparse.Namespace) -> int:
                 report["eval"]["int8"] = evaluate_keypoints(ann, res8)
                 d = np.linalg.norm(kp32[..., :2] - kp8[..., :2], axis=-1)
                 report["eval"]["int8_mean_keypoint_shift_px"] = float(d.mean())
-        if args.int8:
-            import shutil
+        import shutil
 
-            from ..io_utils import atomic_path
+        from ..io_utils import atomic_path
 
-            with atomic_path(out, suffix=".onnx") as tmp:
-                shutil.copyfile(int8_tmp, tmp)
+        with atomic_path(out, suffix=".onnx") as tmp:
+            shutil.copyfile(int8_tmp if args.int8 else fp32_path, tmp)
+    report["export"]["path"] = str(out)
 
     if args.json:
         print(json.dumps(report))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import tempfile
 import time
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -417,6 +418,7 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cpu import check_threads
     from ..deploy.predictor import Predictor
 
     src = args.input
@@ -425,8 +427,12 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"input {src} does not exist (give an image, a folder, a video file or a webcam index)")
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.threads is not None and args.threads < 1:
-        raise DataError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
+    if not 0.0 <= args.det_thr < math.inf:  # also false for NaN
+        raise ConfigError(f"--det-thr must be a finite number >= 0 (a detection file's scores lie in [0, 1], HOG's "
+                          f"are SVM margins), got {args.det_thr}")
+    if not 0.0 <= args.kpt_thr <= 1.0:
+        raise ConfigError(f"--kpt-thr must be in [0, 1] (keypoint scores are heatmap peaks), got {args.kpt_thr}")
     boxes = _Boxes(args)
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.config import load_config
     from ..engine.trainer import resolve_output_dir, train
     from ..errors import ConfigError
+    from ..io_utils import check_writable_folder
 
     resume: str | bool | None = None
     out = args.out
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                           ", or --resume CKPT")
     cfg = load_config(args.config, args.opt, base=base)
     run_dir = resolve_output_dir(cfg, out)
+    check_writable_folder(run_dir, f"--out {run_dir} (the run folder)")  # before any work, not after it
     if resume is True and not (run_dir / "last.pt").is_file():
         raise ConfigError(f"--resume: there is no {run_dir / 'last.pt'} to resume from; "
                           "give the checkpoint path (--resume CKPT) or the run folder (--out DIR)")

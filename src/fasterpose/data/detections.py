@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io_utils import not_a_file
 
 __all__ = ["Detections", "read_detections", "load_detections", "match_detections"]
 
@@ -90,7 +91,7 @@ def read_detections(path: str | os.PathLike, image_ids: list[int] | np.ndarray |
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"detection file {path} does not exist; pass the json written by your person detector "
+        raise DataError(f"detection file {path} {not_a_file(path)}; pass the json written by your person detector "
                         "(COCO results format: a list of {image_id, category_id, bbox, score})")
     try:
         with open(path, encoding="utf-8") as f:

@@ -1089,6 +1089,10 @@ def ensure_synthetic_dataset(cache_dir: str | os.PathLike | None = None, split: 
     return generate_dataset(root / f"{split}-{params_hash(params)}", num_images, seed, size, config, progress)
 
 
+# Largest synthetic image side: a 4096x4096 image already needs ~200 MB of float buffers while it is drawn.
+MAX_IMAGE_SIDE = 4096
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"256x192"`` -> ``(256, 192)``; ``"256"`` -> ``(256, 256)``."""
     try:
@@ -1097,6 +1101,6 @@ def parse_size(text: str) -> tuple[int, int]:
         parts = []
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or min(parts) < 32:
-        raise DataError(f"size must be HxW (height x width, each >= 32), e.g. 256x256; got {text!r}")
+    if len(parts) != 2 or min(parts) < 32 or max(parts) > MAX_IMAGE_SIDE:
+        raise DataError(f"size must be HxW (height x width, each 32..{MAX_IMAGE_SIDE}), e.g. 256x256; got {text!r}")
     return parts[0], parts[1]

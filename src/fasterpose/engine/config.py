@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from ..cpu import MAX_THREADS
 from ..data.augment import AugmentConfig
 from ..errors import ConfigError
 from ..io_utils import atomic_write_text
@@ -286,7 +288,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.epochs": (1, None, True, False),
     "train.batch_size": (1, None, True, False),
     "train.workers": (0, None, True, False),
-    "train.threads": (1, None, True, False),
+    "train.threads": (1, MAX_THREADS, True, True),
     "train.checkpoint_every_iters": (0, None, True, False),
     "train.val_every": (0, None, True, False),
     "train.val_batch_size": (1, None, True, False),
@@ -305,7 +307,7 @@ def _check_range(key: str, value: Any, source: str) -> None:
     if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     low, high, low_in, high_in = RANGES[key]
-    ok = value == value  # NaN fails
+    ok = isinstance(value, int) or math.isfinite(value)  # NaN and infinity are never valid settings
     if ok and low is not None:
         ok = value >= low if low_in else value > low
     if ok and high is not None:

@@ -14,6 +14,7 @@ an uninterrupted one (``tests/test_resume.py``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import io
@@ -272,6 +273,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     use_amp = cfg.train.amp and dev.type == "cuda"
     cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
+    created = main and not out_dir.exists()
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")
@@ -280,12 +282,37 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
         logging.getLogger("fasterpose").addHandler(log_handler)
     else:  # rank 0 logs for everyone
         logging.getLogger("fasterpose").setLevel(logging.WARNING)
+    failed = True
     try:
-        return _train(cfg, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
+        result = _train(cfg, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
+        failed = False
+        return result
     finally:
         if log_handler is not None:
             logging.getLogger("fasterpose").removeHandler(log_handler)
             log_handler.close()
+        if failed and created:
+            _remove_run_without_checkpoint(out_dir)
+
+
+# What a run writes besides its checkpoints: a folder holding only these is a run that failed before its first one.
+_RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "metrics.csv", "curves.png", "val_results.json")
+
+
+def _remove_run_without_checkpoint(out_dir: Path) -> None:
+    """Remove the run folder this run created, when it failed (or was interrupted) before writing a checkpoint:
+    nothing in it could be resumed or used, and an empty run would only stand in the way of the next one."""
+    try:
+        names = {p.name for p in out_dir.iterdir()}
+    except OSError:
+        return
+    if not names <= set(_RUN_FILES):
+        return  # a checkpoint (or a file of the user's) is there: keep everything
+    for name in names:
+        with contextlib.suppress(OSError):
+            (out_dir / name).unlink()
+    with contextlib.suppress(OSError):
+        out_dir.rmdir()
 
 
 def _check_resume_fits(cfg: Config, resume_path: Path) -> None:
@@ -469,10 +496,11 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
             if D.any_true(not math.isfinite(loss_value), dev):
                 if bar is not None:
                     bar.close()
+                kept = (f"The last good checkpoint is {out_dir / 'last.pt'} (it is never overwritten with non-finite "
+                        "weights)." if (out_dir / "last.pt").is_file() else "No checkpoint had been written yet.")
                 raise TrainingDivergedError(
                     f"loss is {loss_value} at iteration {step + 1} (epoch {epoch + 1}, batch {i + 1}/{iters_per_epoch},"
-                    f" lr {lr:.3g}); training stopped. The last good checkpoint is {out_dir / 'last.pt'} (it is "
-                    "never overwritten with non-finite weights). Try a lower optim.lr (e.g. --opt optim.lr=...), a "
+                    f" lr {lr:.3g}); training stopped. {kept} Try a lower optim.lr (e.g. --opt optim.lr=...), a "
                     "warmup (--opt optim.warmup_iters=500), gradient clipping (--opt optim.grad_clip=1.0), or check "
                     "the data (annotations, boxes, images).")
             optimizer.zero_grad(set_to_none=True)
