@@ -163,6 +163,7 @@ class _Run:
         self.persons = 0
         self.skipped_boxes = 0
         self.unreadable: list[str] = []
+        self.missing = 0  # images the --boxes file does not know
         self.truncated: list[str] = []
         self.interrupted = False
         self.model_ms = 0.0
@@ -292,19 +293,17 @@ def _check_not_another_run(out: Path, file_names: set[str]) -> None:
                         "drawings. Write to a new folder, or remove that run's outputs first")
 
 
-def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+def _draw_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace, out_names: dict[Path, str],
+                 written: list[Path], bar: Any) -> None:
+    """Predict and draw each image into ``stage``, appending the drawings to ``written`` as they are made."""
     import cv2
 
-    out_names = drawn_image_names(files)
-    written: list[Path] = []
-    missing = 0
-    bar = _progress(len(files), "images") if len(files) > 1 else None
     for index, path in enumerate(files):
         image_id = run.boxes.image_id(path, index)
         if image_id is None:
             logger.warning("%s has no entry in %s (neither its file name nor an id); skipped", path.name,
                            run.boxes.path)
-            missing += 1
+            run.missing += 1
             if bar is not None:
                 bar.update()
             continue
@@ -331,8 +330,26 @@ def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namesp
             break
         if bar is not None:
             bar.update()
+
+
+def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+    out_names = drawn_image_names(files)
+    written: list[Path] = []
+    bar = _progress(len(files), "images") if len(files) > 1 else None
+    try:
+        _draw_images(run, files, stage, args, out_names, written, bar)
+    except KeyboardInterrupt:
+        # Ctrl-C keeps what was done: the images so far are written, results.json is marked incomplete.
+        run.interrupted = True
+        logger.warning("interrupted after %d of %d images: keeping their drawings and results (results.json is marked "
+                       "incomplete)", run.frames, len(files))
     if bar is not None:
         bar.close()
+    missing = run.missing
+    if run.interrupted:
+        if not run.frames:
+            raise KeyboardInterrupt  # nothing done yet: nothing to keep
+        return written, missing
     if run.unreadable and len(run.unreadable) + missing == len(files):
         raise DataError(f"none of the {len(files)} images could be read; nothing was written")
     if missing == len(files):
@@ -420,6 +437,7 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
 def run(args: argparse.Namespace) -> int:
     from ..cpu import check_threads
     from ..deploy.predictor import Predictor
+    from ..io_utils import exclusive_folder
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()
@@ -461,9 +479,12 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the output folder --out {out} ({e.strerror}); give a writable folder") from e
-    _remove_stale_staging(out)
     try:
-        return _predict(args, src, kind, inputs, out, boxes, predictor)
+        with exclusive_folder(out, "predict"):  # a second run into --out at the same time is refused
+            if not webcam:  # again, now that no other run can write results.json
+                _check_not_another_run(out, {p.name for p in inputs})
+            _remove_stale_staging(out)
+            return _predict(args, src, kind, inputs, out, boxes, predictor)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed run leaves no empty folder behind
@@ -505,8 +526,8 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         write_results(stage / "results.json", run_.results)
         marker = results_path.with_name("results_incomplete.json")
         if run_.interrupted:
-            atomic_write_json(stage / marker.name,
-                              {"incomplete": True, "frames": run_.frames, "note": "interrupted by the user"})
+            atomic_write_json(stage / marker.name, {"incomplete": True, "frames" if kind != "images" else "images":
+                                                    run_.frames, "note": "interrupted by the user"})
             written.append(stage / marker.name)
         for f in written:  # the staging folder is inside --out: same file system, atomic renames
             os.replace(f, writable_target(out / f.name))
@@ -531,7 +552,7 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
     if run_.truncated:
         print(f"warning: suspect input (results may be wrong there): {', '.join(run_.truncated)}")
     if run_.interrupted:
-        print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
+        print(f"interrupted: kept the {run_.frames} {unit} processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
         print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
     print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}"

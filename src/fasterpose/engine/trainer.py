@@ -38,7 +38,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
 from ..evaluation.inference import collate, evaluate_dataset, unwrap
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, exclusive_folder
 from ..keypoints import get_keypoint_set
 from ..spec import PoseSpec
 from . import distributed as D
@@ -274,16 +274,18 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
     created = main and not out_dir.exists()
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
-        log_handler = logging.FileHandler(out_dir / "train.log")
-        log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("fasterpose").addHandler(log_handler)
-    else:  # rank 0 logs for everyone
-        logging.getLogger("fasterpose").setLevel(logging.WARNING)
+    hold = contextlib.ExitStack()  # rank 0 holds the run folder: a second run into it is refused, not mixed in
     failed = True
     try:
+        if main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            hold.enter_context(exclusive_folder(out_dir, "train"))
+            save_config(cfg, out_dir / "config.yaml")
+            log_handler = logging.FileHandler(out_dir / "train.log")
+            log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger("fasterpose").addHandler(log_handler)
+        else:  # rank 0 logs for everyone
+            logging.getLogger("fasterpose").setLevel(logging.WARNING)
         result = _train(cfg, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
         failed = False
         return result
@@ -291,6 +293,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
         if log_handler is not None:
             logging.getLogger("fasterpose").removeHandler(log_handler)
             log_handler.close()
+        hold.close()
         if failed and created:
             _remove_run_without_checkpoint(out_dir)
 
