@@ -323,8 +323,10 @@ def _draw_images(run: _Run, files: list[Path], stage: Path, args: argparse.Names
         drawn = run.process(image, image_id, path.name)
         if not args.no_draw:
             target = stage / out_names[path]
-            if not cv2.imwrite(str(target), drawn):
-                raise DataError(f"could not write {target}")
+            if not cv2.imwrite(str(target), drawn):  # OpenCV says only False: a full disk, a size limit, ...
+                raise DataError(f"could not write the drawing of {path.name} into --out {stage.parent} (disk full, "
+                                "file-size limit or no permission); free some space or choose another --out. Nothing "
+                                "was written there")
             written.append(target)
         if args.show and _show(drawn):
             break
