@@ -300,7 +300,8 @@ def test_disk_full_while_drawing_leaves_the_folder_as_before(tiny_model: Path, p
     assert digest(out) == before  # no drawing, no results.json, no staging folder
 
 
-def test_two_runs_into_one_folder_at_once(tiny_model: Path, photos: Path, tmp_path: Path) -> None:
+def test_two_runs_into_one_folder_at_once(tiny_model: Path, photos: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     """The first run holds --out while it works; a second one started meanwhile is refused, the first completes."""
     import subprocess
     import sys
@@ -319,8 +320,9 @@ def test_two_runs_into_one_folder_at_once(tiny_model: Path, photos: Path, tmp_pa
         while not flag.exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert flag.exists(), first.communicate()[1][-2000:]
-        second = run_cli(_predict(tiny_model, PEOPLE / "astronaut.png", out))
-        assert_exit(second, 2, "being written by another fasterpose run", f"pid {first.pid}", "another folder")
+        assert main(_predict(tiny_model, PEOPLE / "astronaut.png", out)) == 2  # the second run, in this process
+        assert_refused(capsys.readouterr().err, "being written by another fasterpose run", f"pid {first.pid}",
+                       "another folder")
     finally:
         go.touch()
         stdout, stderr = first.communicate(timeout=120)

@@ -34,7 +34,14 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     if isinstance(state.get("spec"), PoseSpec):
         state["spec"] = state["spec"].to_dict()
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as e:
+            # PyTorch's zip writer reports a refused write (full disk, file-size limit) as a RuntimeError ("unexpected
+            # pos ..."), without the errno; the temporary file goes with the atomic writer.
+            raise CheckpointError(f"could not write the checkpoint {path} ({str(e).splitlines()[0]}): the disk is "
+                                  "probably full or a file-size limit was reached; free some space or choose another "
+                                  "output folder (no half-written checkpoint was left)") from e
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -367,8 +367,12 @@ def load_config(name_or_path: str | os.PathLike | None = None, overrides: list[s
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-        if loaded is None:
-            loaded = {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not a UTF-8 text file; give a YAML config (e.g. a copy of "
+                              "configs/synthetic_fasterpose_r18.yaml)") from None
+        if loaded is None:  # an empty file would silently mean "all defaults" (the COCO recipe): say so instead
+            raise ConfigError(f"config file {path} is empty; give a YAML config (e.g. a copy of "
+                              "configs/synthetic_fasterpose_r18.yaml) or a shipped config name")
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must contain a mapping of sections, got {type(loaded).__name__}")
         raw = loaded

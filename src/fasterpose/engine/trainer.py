@@ -38,7 +38,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
 from ..evaluation.inference import collate, evaluate_dataset, unwrap
-from ..io_utils import atomic_write_text, exclusive_folder
+from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
 from ..keypoints import get_keypoint_set
 from ..spec import PoseSpec
 from . import distributed as D
@@ -573,8 +573,8 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
         if is_best and main:
             import shutil
 
-            shutil.copyfile(out_dir / "last.pt", out_dir / ".best.pt.tmp")
-            os.replace(out_dir / ".best.pt.tmp", out_dir / "best.pt")
+            with atomic_path(out_dir / "best.pt") as tmp:  # a temporary named by pid: a killed copy is cleaned up
+                shutil.copyfile(out_dir / "last.pt", tmp)
         if main:
             write_metrics(out_dir, history)
         if stop:
