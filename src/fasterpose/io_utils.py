@@ -165,7 +165,7 @@ def process_gone(pid: int) -> bool:
     return False
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
+def remove_stale_temporaries(folder: Path) -> None:
     """Remove ``.*.tmp.<pid>.*`` files whose writing process no longer exists (killed mid-write)."""
     try:
         entries = list(folder.glob(".*.tmp.*"))
@@ -193,7 +193,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path.parent)
+    remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.{os.getpid()}.",
                                suffix=path.suffix if suffix is None else suffix, dir=path.parent)
     os.close(fd)
@@ -205,9 +205,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError) and not e.filename:
+            e.filename = str(path)  # a refused write (disk full) names the file it was for
         raise
 
 

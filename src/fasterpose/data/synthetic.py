@@ -61,7 +61,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_write_json
+from ..io_utils import atomic_write_json, remove_stale_temporaries
 from ..keypoints import COCO17
 
 logger = logging.getLogger(__name__)
@@ -927,14 +927,17 @@ def _write_image(path: Path, img: np.ndarray, quality: int) -> None:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OSError(f"could not encode {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.", suffix=".jpg", dir=path.parent)
+    # the writer's pid in the name (as io_utils does): a temporary of a killed run is removed by the next one
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.{os.getpid()}.", suffix=".jpg", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.tobytes())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:
+            e.filename = str(path)
         raise
 
 
@@ -1004,6 +1007,7 @@ def generate_dataset(out_dir: str | os.PathLike, num_images: int, seed: int = 0,
     if paths["annotations"].exists():
         paths["annotations"].unlink()
     paths["images"].mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(paths["images"])  # images half-written by a killed run
 
     if progress is None:
         progress = sys.stderr.isatty()
