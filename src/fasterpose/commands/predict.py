@@ -17,8 +17,10 @@ An output that would replace one of the inputs (``--out`` = the input folder, or
 before any work, and so is one whose path is a directory or a device; a symlink is written through.
 
 Everything is written to a staging folder / temporary files and moved into place at the end, so an unreadable
-image or video leaves no partial outputs. An image that the ``--boxes`` file does not know (neither its file name
-nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error (wrong file).
+video leaves no partial outputs; an unreadable image in a folder is skipped and named. Ctrl-C keeps the frames or
+images done so far (``results_incomplete.json`` marks them). The run holds ``--out`` (``io_utils.exclusive_folder``):
+a second run into it at the same time is refused. An image that the ``--boxes`` file does not know (neither its
+file name nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error.
 Video frames without detections simply have no persons.
 """
 
