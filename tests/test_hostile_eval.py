@@ -42,8 +42,9 @@ def test_read_only_results_folder(tiny_run: Path, tmp_path: Path) -> None:
     assert digest(folder) == {}
 
 
-@pytest.mark.parametrize("damage", ["garbage", "missing", "truncated"])
-def test_damaged_checkpoints(tiny_run: Path, tmp_path: Path, damage: str,
+@pytest.mark.parametrize("damage, message", [("garbage", "could not be read"), ("missing", "does not exist"),
+                                             ("truncated", "could not be read"), ("nan_weight", "non-finite values")])
+def test_damaged_checkpoints(tiny_run: Path, tmp_path: Path, damage: str, message: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "model.pth"
     if damage == "garbage":
@@ -51,8 +52,15 @@ def test_damaged_checkpoints(tiny_run: Path, tmp_path: Path, damage: str,
     elif damage == "truncated":
         data = (tiny_run / "last.pt").read_bytes()
         ckpt.write_bytes(data[: len(data) // 2])  # a copy interrupted half-way
+    elif damage == "nan_weight":  # would score NaN keypoints (written into --results) before this was checked
+        import torch
+
+        state = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
+        name = [k for k in state["model"] if k.endswith("bias")][-1]
+        state["model"][name][0] = float("nan")
+        torch.save(state, ckpt)
     assert main(["eval", "--checkpoint", str(ckpt), "--results", str(tmp_path / "r.json")]) == 2
-    assert_refused(capsys.readouterr().err, "model.pth")
+    assert_refused(capsys.readouterr().err, "model.pth" if damage != "nan_weight" else "another checkpoint", message)
     assert not (tmp_path / "r.json").exists()
 
 

@@ -54,7 +54,7 @@ def test_read_only_folder(tiny_model: Path, exports: Path) -> None:
     assert digest(exports) == before
 
 
-@pytest.mark.parametrize("damage", ["garbage", "missing", "truncated", "onnx_file", "no_spec"])
+@pytest.mark.parametrize("damage", ["garbage", "missing", "truncated", "onnx_file", "no_spec", "nan_weight"])
 def test_damaged_checkpoints(tiny_model: Path, tmp_path: Path, damage: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = tmp_path / "model.pth"
@@ -71,9 +71,16 @@ def test_damaged_checkpoints(tiny_model: Path, tmp_path: Path, damage: str,
         state = torch.load(tiny_model, weights_only=False)
         state["spec"] = {"model_name": 3}
         torch.save(state, ckpt)
+    elif damage == "nan_weight":
+        import torch
+
+        state = torch.load(tiny_model, weights_only=False)
+        name = [k for k in state["model"] if k.endswith("bias")][-1]
+        state["model"][name][0] = float("nan")
+        torch.save(state, ckpt)
     out = tmp_path / "out"
     assert main(_export(ckpt, out / "m.onnx")) == 2
-    assert_refused(capsys.readouterr().err, "model.pth")
+    assert_refused(capsys.readouterr().err, "model.pth" if damage != "nan_weight" else "non-finite values")
     assert not out.exists()
 
 

@@ -111,6 +111,14 @@ def test_bad_numbers_are_refused_before_any_work(tiny_model: Path, tmp_path: Pat
     assert not out.exists()
 
 
+def test_input_that_is_a_fifo_is_refused_not_waited_on(tiny_model: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)  # reading it would block for ever
+    assert main(_predict(tiny_model, fifo, tmp_path / "out")) == 2
+    assert_refused(capsys.readouterr().err, "photo.jpg is not a regular file")
+
+
 @pytest.mark.parametrize("what", ["boxes_dir", "boxes_device", "model_dir", "model_text"])
 def test_inputs_that_are_not_files(tiny_model: Path, tmp_path: Path, what: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,7 +196,11 @@ def test_warns_when_an_image_detection_file_is_used_on_a_video(tiny_model: Path,
     assert "person_detections.json is an image detection file" in capsys.readouterr().out
 
 
-def test_refuses_a_model_that_outputs_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("backend", ["checkpoint", "onnx"])
+def test_refuses_a_model_with_a_nan_weight(tiny_model: Path, tmp_path: Path, backend: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A damaged checkpoint is refused when it is loaded; its ONNX export (which cannot be checked that way) when it
+    outputs non-finite keypoints. Either way before any result is written."""
     torch = pytest.importorskip("torch")
     from fasterpose import create_model
     from fasterpose.checkpoint import save_checkpoint
@@ -200,10 +212,22 @@ def test_refuses_a_model_that_outputs_nan(tmp_path: Path, capsys: pytest.Capture
     spec = PoseSpec(model_name="fasterpose_shufflev2", input_size=(128, 96), codec={"input_size": [128, 96]})
     ckpt = tmp_path / "nan.pth"
     save_checkpoint(ckpt, {"spec": spec, "model": model.state_dict(), "config": None})
+    model_args = ["--checkpoint", str(ckpt)]
+    if backend == "onnx":  # the same damage in an exported model: one weight of the last layer set to NaN
+        import onnx
+        from onnx import numpy_helper
+
+        proto = onnx.load(str(tiny_model.with_suffix(".onnx")))
+        last = proto.graph.initializer[-1]
+        values = numpy_helper.to_array(last).copy()
+        values.flat[0] = float("nan")
+        last.CopyFrom(numpy_helper.from_array(values, last.name))
+        onnx.save(proto, str(tmp_path / "nan.onnx"))
+        model_args = ["--onnx", str(tmp_path / "nan.onnx")]
     out = tmp_path / "out"
-    assert main(["predict", str(PEOPLE / "messi5.jpg"), "--checkpoint", str(ckpt), "--full-image",
-                 "--out", str(out)]) == 2
-    assert_refused(capsys.readouterr().err, "non-finite keypoints", "another checkpoint")
+    assert main(["predict", str(PEOPLE / "messi5.jpg"), *model_args, "--full-image", "--out", str(out)]) == 2
+    assert_refused(capsys.readouterr().err, "non-finite", "another checkpoint" if backend == "checkpoint"
+                   else "re-export")
     assert not out.exists()
 
 
@@ -321,7 +345,7 @@ def test_two_runs_into_one_folder_at_once(tiny_model: Path, photos: Path, tmp_pa
             time.sleep(0.1)
         assert flag.exists(), first.communicate()[1][-2000:]
         assert main(_predict(tiny_model, PEOPLE / "astronaut.png", out)) == 2  # the second run, in this process
-        assert_refused(capsys.readouterr().err, "being written by another fasterpose run", f"pid {first.pid}",
+        assert_refused(capsys.readouterr().err, "being written by another fasterpose run",
                        "another folder")
     finally:
         go.touch()

@@ -72,6 +72,11 @@ def model_from_checkpoint(checkpoint: str | os.PathLike | dict[str, Any]) -> tup
     spec = PoseSpec.from_dict(ckpt["spec"])
     kpts = get_keypoint_set(spec.keypoint_set)
     model = create_model(spec.model_name, num_keypoints=kpts.num_keypoints, **spec.model_kwargs)
+    for name, tensor in ckpt["model"].items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"checkpoint weights of {spec.model_name} hold non-finite values (NaN or inf) in "
+                                  f"{name!r}: the checkpoint is damaged and every result would be wrong; use another "
+                                  "checkpoint (e.g. an earlier last.pt or best.pt)")
     result = model.load_state_dict(ckpt["model"], strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(f"checkpoint weights do not fit model {spec.model_name}: missing keys "

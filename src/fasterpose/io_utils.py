@@ -94,17 +94,14 @@ def check_writable_folder(folder: str | os.PathLike, label: str) -> None:
         raise DataError(f"{label}: the folder {existing} is not writable; choose another path")
 
 
-LOCK_NAME = ".fasterpose.lock"
-
-
 @contextlib.contextmanager
 def exclusive_folder(folder: str | os.PathLike, what: str) -> Iterator[None]:
     """Hold ``folder`` for one run: a second fasterpose run writing into the same folder at the same time is refused
     instead of mixing its files with this one's.
 
-    The hold is an advisory ``flock`` on ``folder/.fasterpose.lock``, which the kernel releases when the process ends
-    in any way (even SIGKILL), so a killed run never blocks the next one; the file is removed when the run ends.
-    Where ``fcntl`` does not exist (Windows) nothing is held.
+    The hold is an advisory ``flock`` on the folder itself, so no file is added to it, and the kernel releases it
+    when the process ends in any way (even SIGKILL): a killed run never blocks the next one. Where ``fcntl`` does
+    not exist (Windows) nothing is held.
 
     Args:
         folder: an existing folder.
@@ -118,37 +115,16 @@ def exclusive_folder(folder: str | os.PathLike, what: str) -> Iterator[None]:
     except ImportError:  # not POSIX
         yield
         return
-    path = Path(folder) / LOCK_NAME
-    for _ in range(3):
-        f = open(path, "a+")  # noqa: SIM115 - held open for the whole run
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise DataError(f"{folder} is being written by another fasterpose run ({holder}); two runs into one "
-                            f"folder would mix their files. Wait for it to end, or give this {what} another "
-                            "folder") from None
-        try:
-            same = os.path.samestat(os.fstat(f.fileno()), os.stat(path))
-        except OSError:
-            same = False
-        if same:
-            break
-        f.close()  # the previous holder removed the file between our open and our lock: take the new one
-    else:
-        raise DataError(f"could not hold {folder} for this run ({path} keeps changing); try again")
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"fasterpose {what}, pid {os.getpid()}")
-        f.flush()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"{folder} is being written by another fasterpose run right now; two runs into one folder "
+                            f"would mix their files. Wait for it to end, or give this {what} another folder") from None
         yield
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        f.close()
+        os.close(fd)  # releases the hold
 
 
 def process_gone(pid: int) -> bool:

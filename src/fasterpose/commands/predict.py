@@ -445,8 +445,10 @@ def run(args: argparse.Namespace) -> int:
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()
-    if not webcam and not Path(src).exists():
-        raise DataError(f"input {src} does not exist (give an image, a folder, a video file or a webcam index)")
+    if not webcam and not (Path(src).is_file() or Path(src).is_dir()):  # a FIFO or device would block the reader
+        from ..io_utils import not_a_file
+
+        raise DataError(f"input {src} {not_a_file(src)} (give an image, a folder, a video file or a webcam index)")
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
     check_threads(args.threads, "--threads")
