@@ -93,6 +93,13 @@ def test_out_that_is_not_a_folder(tmp_path: Path, where: str, capsys: pytest.Cap
     assert mine.read_text() == "mine"
 
 
+def test_synthetic_cache_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _main(tiny_train_args(out, "data.synthetic.cache_dir=/dev/null")) == 2
+    assert_refused(capsys.readouterr().err, "data.synthetic.cache_dir=/dev/null", "is a file, not a folder")
+    assert not out.exists()
+
+
 def test_read_only_run_folder(tmp_path: Path) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()

@@ -74,13 +74,14 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
     return target
 
 
-def check_writable_folder(folder: str | os.PathLike, label: str) -> None:
+def check_writable_folder(folder: str | os.PathLike, label: str, writable: bool = True) -> None:
     """Fail early if files cannot be created in ``folder``: the nearest existing folder on its way is a file, or it
     is not writable. Creates nothing.
 
     Args:
         folder: the output folder (it need not exist yet).
         label: how the user named the output, for the message (e.g. ``"--out results/"``).
+        writable: also require write permission (``False`` for a cache that may already hold what is needed).
 
     Raises:
         DataError: naming ``label`` and the reason.
@@ -90,7 +91,7 @@ def check_writable_folder(folder: str | os.PathLike, label: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise DataError(f"{label}: {existing} is a file, not a folder; choose another path")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if writable and not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"{label}: the folder {existing} is not writable; choose another path")
 
 

@@ -130,6 +130,11 @@ def synthetic_split(cfg: Config, split: str) -> dict[str, Any]:
     s = cfg.data.synthetic
     n, seed = (s.train_images, s.train_seed) if split == "train" else (s.val_images, s.val_seed)
     cache = Path(s.cache_dir).expanduser() if s.cache_dir else None
+    if cache is not None:
+        from ..io_utils import check_writable_folder
+
+        # a file on the way is an error; a read-only cache is fine while it already holds the split
+        check_writable_folder(cache, f"data.synthetic.cache_dir={s.cache_dir}", writable=False)
     generator = None if s.difficulty == "default" else SynthConfig.preset(s.difficulty)
     if s.generator:
         known = set(SynthConfig.__dataclass_fields__)
