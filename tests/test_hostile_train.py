@@ -52,6 +52,19 @@ def test_resume_with_another_models_config_is_refused(tiny_run: Path, tmp_path: 
     assert digest(tiny_run) == before  # config.yaml and the checkpoints untouched
 
 
+def test_resume_from_an_inference_only_checkpoint_is_refused(tiny_run: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before the run folder is touched (its config.yaml used to be replaced first)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    state = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
+    torch.save({k: state[k] for k in ("format", "fasterpose_version", "spec", "model", "config")}, run / "model.pt")
+    before = digest(run)
+    assert _main(["train", "--resume", str(run / "model.pt"), "--device", "cpu"]) == 2
+    assert_refused(capsys.readouterr().err, "inference-only checkpoint", "--out NEW_FOLDER")
+    assert digest(run) == before
+
+
 # --- refused before any work ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("override, message", [

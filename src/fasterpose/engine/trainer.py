@@ -328,6 +328,9 @@ def _check_resume_fits(cfg: Config, resume_path: Path) -> None:
     from ..checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(resume_path)
+    if "optimizer" not in ckpt:
+        raise CheckpointError(f"{resume_path} is an inference-only checkpoint (no optimizer state); it cannot be "
+                              "resumed. Start a new run with --out NEW_FOLDER; nothing was written")
     have = build_model(cfg, pretrained=False).state_dict()
     theirs = ckpt.get("model") or {}
     missing = [k for k in have if k not in theirs]
