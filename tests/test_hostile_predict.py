@@ -135,6 +135,28 @@ def test_inputs_that_are_not_files(tiny_model: Path, tmp_path: Path, what: str,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("entry, message", [
+    ('{"image_id": 1, "category_id": 1, "bbox": [NaN, 0, 10, 10], "score": 0.9}', "bbox must be 4 finite numbers"),
+    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1e308, 1e308], "score": 0.9}', "bbox must be 4 finite"),
+    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 1' + "0" * 400 + "}", "score must be a"),
+    ('{"image_id": 1, "category_id": 1, "bbox": "0 0 10 10", "score": 0.9}', "bbox"),
+    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9', "not a valid json"),
+])
+def test_malformed_detection_files(tiny_model: Path, tmp_path: Path, entry: str, message: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Boxes that would be NaN, infinite in float32 (then reported as 'outside the image') or a score too large
+    for a float (a traceback before) are named with the entry."""
+    dets = tmp_path / "dets.json"
+    dets.write_text(f"[{entry}]")
+    image = tmp_path / "1.jpg"  # image id 1 by the digits of its name
+    shutil.copy(PEOPLE / "messi5.jpg", image)
+    out = tmp_path / "out"
+    assert main(["predict", str(image), "--onnx", str(tiny_model.with_suffix(".onnx")), "--boxes", str(dets),
+                 "--out", str(out)]) == 2
+    assert_refused(capsys.readouterr().err, "dets.json", message)
+    assert not out.exists()
+
+
 # --- damaged media and models: warned about or refused, never silently wrong ---------------------------------------
 
 @pytest.mark.parametrize("damage", ["zero_bytes", "text_named_jpg", "truncated_jpeg"])
