@@ -116,13 +116,19 @@ def exclusive_folder(folder: str | os.PathLike, what: str) -> Iterator[None]:
     except ImportError:  # not POSIX
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a folder we may write but not read: run without the hold
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             raise DataError(f"{folder} is being written by another fasterpose run right now; two runs into one folder "
                             f"would mix their files. Wait for it to end, or give this {what} another folder") from None
+        except OSError:  # a file system without locks (some network mounts): run without the hold
+            pass
         yield
     finally:
         os.close(fd)  # releases the hold
