@@ -60,3 +60,13 @@ def test_sigint_during_the_benchmark_writes_nothing(tmp_path: Path) -> None:
                    prelude=self_signal("fasterpose.deploy.bench:_prepost_runners", 1, "SIGINT"))
     assert_exit(proc, 130, "interrupted")
     assert digest(out) == {}
+
+
+def test_out_that_would_replace_the_checkpoint(tiny_model: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = tmp_path / "m.pth"
+    ckpt.write_bytes(tiny_model.read_bytes())
+    before = digest(tmp_path)
+    assert main(["bench", "--checkpoint", str(ckpt), "--backends", "torch", "--out", str(ckpt)]) == 2
+    assert_refused(capsys.readouterr().err, "would overwrite the input file", "m.pth")
+    assert digest(tmp_path) == before

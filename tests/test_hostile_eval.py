@@ -111,3 +111,15 @@ def test_sigint_during_the_scoring_keeps_complete_results(tiny_run: Path, tmp_pa
     assert list(digest(out)) == ["r.json"]
     results = json.loads((out / "r.json").read_text())
     assert results and all(len(r["keypoints"]) == 51 for r in results)
+
+
+def test_results_that_would_replace_an_input(tiny_run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``--results`` naming the checkpoint itself (or a link to it): refused before the evaluation."""
+    link = tmp_path / "results.json"
+    link.symlink_to(tiny_run / "last.pt")
+    before = digest(tiny_run)
+    for target in (tiny_run / "last.pt", link):
+        assert main(["eval", "--checkpoint", str(tiny_run / "last.pt"), "--results", str(target)]) == 2
+        assert_refused(capsys.readouterr().err, "would overwrite the input file", "last.pt", "another path")
+    assert digest(tiny_run) == before

@@ -150,3 +150,14 @@ def test_sigkill_while_writing_then_the_next_export_cleans_up(tiny_model: Path, 
     assert [k for k in after if k != "model.onnx"] and all(".model.tmp." in k for k in after if k != "model.onnx")
     assert main(_export(tiny_model, exports / "model.onnx")) == 0
     assert sorted(p.name for p in exports.iterdir()) == ["model.onnx"]
+
+
+def test_out_linked_to_the_checkpoint_is_refused(tiny_model: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = tmp_path / "m.pth"
+    ckpt.write_bytes(tiny_model.read_bytes())
+    (tmp_path / "model.onnx").symlink_to(ckpt)  # written through, it would replace the checkpoint
+    before = digest(tmp_path)
+    assert main(_export(ckpt, tmp_path / "model.onnx")) == 2
+    assert_refused(capsys.readouterr().err, "would overwrite the input file", "m.pth")
+    assert digest(tmp_path) == before

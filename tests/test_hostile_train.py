@@ -65,6 +65,19 @@ def test_resume_from_an_inference_only_checkpoint_is_refused(tiny_run: Path, tmp
     assert digest(run) == before
 
 
+def test_out_holding_the_config_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``train my_run/config.yaml --out my_run``: the run's resolved config.yaml would replace the user's own."""
+    from fasterpose.engine.config import find_config
+
+    folder = tmp_path / "my_run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(find_config("synthetic_fasterpose_r18").read_text() + "# my notes\n")
+    before = digest(folder)
+    assert main(["train", str(folder / "config.yaml"), "--out", str(folder)]) == 2
+    assert_refused(capsys.readouterr().err, "would overwrite the input file", "config.yaml")
+    assert digest(folder) == before
+
+
 # --- refused before any work ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("override, message", [

@@ -74,6 +74,24 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
     return target
 
 
+def check_not_an_input(path: str | os.PathLike, inputs: list[str | os.PathLike | None], what: str) -> None:
+    """Refuse an output that is (or, through a symlink, points at) one of the command's input files.
+
+    Args:
+        path: the output file.
+        inputs: the input files (``None`` entries and paths that do not exist are ignored).
+        what: how the user named the output, for the message (e.g. ``"--results"``).
+
+    Raises:
+        DataError: naming the output and the input it would replace.
+    """
+    target = writable_target(path).resolve()
+    for given in inputs:
+        if given is not None and Path(given).is_file() and Path(given).resolve() == target:
+            raise DataError(f"{what} {path} would overwrite the input file {given}; fasterpose never replaces its "
+                            "inputs. Choose another path")
+
+
 def check_writable_folder(folder: str | os.PathLike, label: str, writable: bool = True) -> None:
     """Fail early if files cannot be created in ``folder``: the nearest existing folder on its way is a file, or it
     is not writable. Creates nothing.

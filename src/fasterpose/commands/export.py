@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
-    from ..io_utils import check_writable
+    from ..io_utils import check_not_an_input, check_writable
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         raise DataError(f"--out {out} should end in .onnx")
     check_writable(out, "--out")
+    check_not_an_input(out, [args.checkpoint, args.calib, args.parity_data, args.eval_ann], "--out")
     ckpt = load_checkpoint(args.checkpoint)
     try:
         spec = PoseSpec.from_dict(ckpt["spec"])
