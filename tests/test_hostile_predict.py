@@ -346,6 +346,15 @@ def test_disk_full_while_drawing_leaves_the_folder_as_before(tiny_model: Path, p
     assert digest(out) == before  # no drawing, no results.json, no staging folder
 
 
+def test_disk_full_while_drawing_a_video(tiny_model: Path, tmp_path: Path) -> None:
+    """OpenCV's video writer only logs the frames it cannot write (the run used to end with exit 0 and a video
+    without its index): the finished file is read back, and the run fails with a message, leaving nothing."""
+    out = tmp_path / "out"
+    proc = run_cli(_predict(tiny_model, PEOPLE / "vtest_short.avi", out), file_size_limit=200_000)
+    assert_exit(proc, 2, "could not write the drawn video vtest_short_pose.mp4", "--no-draw")
+    assert not out.exists()
+
+
 def test_two_runs_into_one_folder_at_once(tiny_model: Path, photos: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """The first run holds --out while it works; a second one started meanwhile is refused, the first completes."""

@@ -406,11 +406,13 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
                 logger.warning("%s describes %s frames but the video has %d; later frames have no boxes",
                                run.boxes.path, run.boxes.dets.meta["frames"], total)
         bar = _progress(total, "frames")
+        drawn_frames = 0
         try:
             for index, frame in _frames(cap, first, args.max_frames):
                 drawn = run.process(frame, index, name, frame=index)
                 if writer is not None:
                     writer.write(drawn)
+                    drawn_frames += 1
                 bar.update()
                 if args.show and _show(drawn):
                     break
@@ -430,12 +432,30 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         cap.release()
     if run.frames == 0:
         raise DataError(f"no frame of {source} could be decoded")
+    if target is not None:
+        _check_written_video(target, drawn_frames)
     expected = total if not isinstance(source, int) else None
     if expected and not run.interrupted and run.frames < expected and not (args.show and run.frames):
         logger.warning("video %s: decoded %d of the %d frames its header announces (truncated or damaged file); "
                        "results cover the decoded frames only", source, run.frames, expected)
         run.truncated.append(f"{Path(str(source)).name} ({run.frames} of {expected} frames)")
     return [target] if target is not None else []
+
+
+def _check_written_video(path: Path, frames: int) -> None:
+    """OpenCV's video writer drops frames it cannot write (a full disk, a file-size limit) with only a log line:
+    read the finished file's header back and refuse a video that is unreadable or holds fewer frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+    if found < 0 or 0 < found < frames:
+        raise DataError(f"could not write the drawn video {path.name} ({'unreadable' if found < 0 else found} of "
+                        f"{frames} frames written: disk full, file-size limit or no permission); free some space, "
+                        "choose another --out, or pass --no-draw. Nothing was written there")
 
 
 def run(args: argparse.Namespace) -> int:
