@@ -19,6 +19,16 @@ def test_demo_out_under_a_file_fails_before_training(tmp_path: Path, capsys: pyt
     assert mine.read_text() == "mine"
 
 
+def test_demo_never_replaces_a_training_run(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out`` pointing at the user's run folder: refused before training (a previous demo would be replaced)."""
+    from hostile import digest
+
+    before = digest(tiny_run)
+    assert main(["demo", "--out", str(tiny_run), "--minutes", "0.01"]) == 2
+    assert_refused(capsys.readouterr().err, "holds a training run", "not a demo", "another --out")
+    assert digest(tiny_run) == before
+
+
 @pytest.mark.parametrize("args, message", [
     (["--minutes", "nan"], "--minutes must be a positive, finite"), (["--minutes", "inf"], "got inf"),
     (["--minutes", "0"], "got 0.0"), (["--minutes", "-3"], "got -3.0"), (["--threads", "0"], "--threads"),
