@@ -45,6 +45,7 @@ def test_demo_bad_numbers(tmp_path: Path, args: list[str], message: str,
 @pytest.mark.parametrize("args, message", [
     (["fasterpose_r18", "--num-keypoints", "0"], "num_keypoints must be >= 1"),
     (["fasterpose_r18", "--input-size", "0x0"], "'0x0'"), (["fasterpose_r9000"], "unknown model 'fasterpose_r9000'"),
+    (["fasterpose_r18", "--num-keypoints", "100000000"], "ran out of memory"),  # a traceback from PyTorch before
 ])
 def test_info_bad_values(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", *args]) == 2
