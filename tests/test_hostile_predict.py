@@ -50,7 +50,8 @@ def test_refuses_to_overwrite_the_input_photo(tiny_model: Path, photos: Path, mo
     assert digest(photos) == before
 
 
-def test_same_stem_different_formats_both_kept(tiny_model: Path, tmp_path: Path) -> None:
+def test_same_stem_different_formats_all_kept(tiny_model: Path, tmp_path: Path) -> None:
+    """``photo.jpg``, ``photo.png`` and ``photo.JPG``: three drawings, none replacing another."""
     import cv2
 
     photos = tmp_path / "photos"
@@ -58,9 +59,13 @@ def test_same_stem_different_formats_both_kept(tiny_model: Path, tmp_path: Path)
     image = cv2.imread(str(PEOPLE / "messi5.jpg"))
     cv2.imwrite(str(photos / "photo.jpg"), image)
     cv2.imwrite(str(photos / "photo.png"), image[:, ::-1])
+    cv2.imwrite(str(photos / "photo.JPG"), image[::-1])
     out = tmp_path / "out"
     assert main(_predict(tiny_model, photos, out)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.jpg", "photo_png.jpg", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.jpg", "photo_jpg_2.jpg", "photo_png.jpg",
+                                                     "results.json"]
+    drawn = [cv2.imread(str(out / n)) for n in ("photo_jpg.jpg", "photo_jpg_2.jpg", "photo_png.jpg")]
+    assert all(float(abs(a.astype(int) - b).mean()) > 1 for a, b in [(drawn[0], drawn[1]), (drawn[0], drawn[2])])
 
 
 # --- outputs that cannot be written: refused before any work ----------------------------------------------------

@@ -251,12 +251,22 @@ def _truncated(path: Path) -> bool:
 
 def drawn_image_names(files: list[Path]) -> dict[Path, str]:
     """Output file name of each input image: ``<stem>.jpg``, or ``<stem>_<ext>.jpg`` when two inputs share a stem
-    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``), so no drawing replaces another."""
+    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``; a number when that is not enough,
+    as for ``photo.JPG`` and ``photo.jpg``), so no drawing replaces another."""
     stems: dict[str, int] = {}
     for f in files:
         stems[f.stem] = stems.get(f.stem, 0) + 1
-    return {f: f"{f.stem}.jpg" if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.jpg"
-            for f in files}
+    names: dict[Path, str] = {}
+    used: set[str] = set()  # compared without case: some file systems (macOS, Windows) do not tell case apart
+    for f in files:
+        base = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}"
+        name, n = f"{base}.jpg", 1
+        while name.lower() in used:  # photo.JPG and photo.jpg: photo_jpg.jpg and photo_jpg_2.jpg
+            n += 1
+            name = f"{base}_{n}.jpg"
+        used.add(name.lower())
+        names[f] = name
+    return names
 
 
 def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
