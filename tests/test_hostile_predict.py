@@ -62,8 +62,8 @@ def test_same_stem_different_formats_all_kept(tiny_model: Path, tmp_path: Path) 
     cv2.imwrite(str(photos / "photo.JPG"), image[::-1])
     out = tmp_path / "out"
     assert main(_predict(tiny_model, photos, out)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.jpg", "photo_jpg_2.jpg", "photo_png.jpg",
-                                                     "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["keypoint_set.json", "photo_jpg.jpg", "photo_jpg_2.jpg",
+                                                     "photo_png.jpg", "results.json"]
     drawn = [cv2.imread(str(out / n)) for n in ("photo_jpg.jpg", "photo_jpg_2.jpg", "photo_png.jpg")]
     assert all(float(abs(a.astype(int) - b).mean()) > 1 for a, b in [(drawn[0], drawn[1]), (drawn[0], drawn[2])])
 
@@ -186,8 +186,8 @@ def test_one_bad_image_in_a_folder_keeps_the_others(tiny_model: Path, photos: Pa
     else:
         assert "could not be read and were skipped: bad.jpg" in printed
         assert {r["file_name"] for r in results} == good
-        assert sorted(p.name for p in out.iterdir()) == ["basketball1.jpg", "basketball2.jpg", "messi5.jpg",
-                                                         "results.json"]
+        assert sorted(p.name for p in out.iterdir()) == ["basketball1.jpg", "basketball2.jpg", "keypoint_set.json",
+                                                         "messi5.jpg", "results.json"]
 
 
 @pytest.mark.parametrize("damage", ["zero_bytes", "text_named_mp4", "header_only"])
@@ -312,11 +312,11 @@ def test_sigint_on_a_folder_keeps_the_images_done(tiny_model: Path, photos: Path
     assert json.loads((out / "results_incomplete.json").read_text())["images"] == 2
     assert {r["file_name"] for r in json.loads((out / "results.json").read_text())} == {"basketball1.png",
                                                                                        "basketball2.png"}
-    assert sorted(p.name for p in out.iterdir()) == ["basketball1.jpg", "basketball2.jpg", "results.json",
-                                                     "results_incomplete.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["basketball1.jpg", "basketball2.jpg", "keypoint_set.json",
+                                                     "results.json", "results_incomplete.json"]
     assert main(_predict(tiny_model, photos, out)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["basketball1.jpg", "basketball2.jpg", "messi5.jpg",
-                                                     "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["basketball1.jpg", "basketball2.jpg", "keypoint_set.json",
+                                                     "messi5.jpg", "results.json"]
 
 
 @pytest.mark.parametrize("source", ["folder", "video"])
@@ -336,7 +336,7 @@ def test_sigkill_leaves_the_folder_as_before_and_the_next_run_cleans_up(tiny_mod
     assert main(_predict(tiny_model, src, out, "--max-frames", "4")) == 0
     names = sorted(p.name for p in out.iterdir())
     drawn = ["basketball1.jpg", "basketball2.jpg", "messi5.jpg"] if source == "folder" else ["vtest_short_pose.mp4"]
-    assert names == sorted(["mine.txt", "results.json", *drawn])  # no .predict-* staging folder, no lock left
+    assert names == sorted(["keypoint_set.json", "mine.txt", "results.json", *drawn])  # no .predict-* staging left
     assert (out / "mine.txt").read_text() == "the user's notes"
 
 
@@ -389,4 +389,5 @@ def test_two_runs_into_one_folder_at_once(tiny_model: Path, photos: Path, tmp_pa
     assert first.returncode == 0, stderr[-2000:]
     assert {r["file_name"] for r in json.loads((out / "results.json").read_text())} == {
         "messi5.jpg", "basketball1.png", "basketball2.png"}
-    assert sorted(os.listdir(out)) == ["basketball1.jpg", "basketball2.jpg", "messi5.jpg", "results.json"]
+    assert sorted(os.listdir(out)) == ["basketball1.jpg", "basketball2.jpg", "keypoint_set.json", "messi5.jpg",
+                                       "results.json"]

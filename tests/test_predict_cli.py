@@ -130,7 +130,7 @@ def test_unreadable_inputs(models, photo_dir, tmp_path, capsys):
     assert "1 images could not be read and were skipped: zz_broken.jpg" in printed
     assert "suspect input" in printed and "cut.jpg" in printed
     drawn = sorted(p.name for p in out.iterdir())
-    assert drawn == sorted(["cut.jpg", "results.json"] + [Path(n).stem + ".jpg" for n in PHOTOS])
+    assert drawn == sorted(["cut.jpg", "keypoint_set.json", "results.json"] + [Path(n).stem + ".jpg" for n in PHOTOS])
     single = tmp_path / "single"
     assert main(["predict", str(photo_dir / "zz_broken.jpg"), "--onnx", str(models["onnx"]), "--full-image",
                  "--out", str(single)]) == 2

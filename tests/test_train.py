@@ -16,6 +16,7 @@ from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint
 from fasterpose.cli import main
 from fasterpose.engine import trainer
 from fasterpose.engine.trainer import TrainingDivergedError, train
+from fasterpose.keypoints import COCO17
 
 # Learn 4 one-person training images themselves (validated on the same images: val seed = train seed, easy
 # generator settings, no augmentation), so a few seconds of CPU training show that the whole loop learns. NCHW (not
@@ -44,7 +45,6 @@ def test_short_training_learns(trained: tuple[Path, trainer.TrainResult]) -> Non
         untrained = trainer.build_model(cfg)
         codec = trainer.build_codec(cfg)
         from fasterpose.evaluation.inference import evaluate_dataset
-        from fasterpose.keypoints import COCO17
 
         before = evaluate_dataset(untrained, trainer.build_dataset(cfg, "val", codec), codec, COCO17)["AP"]
     after = result.final_stats["AP"]
@@ -77,7 +77,7 @@ def test_checkpoint_is_self_describing(trained: tuple[Path, trainer.TrainResult]
     assert not any(k.startswith("module.") for k in ckpt["model"])
     spec = ckpt["spec"]
     assert spec["heatmap_activation"] == "sigmoid" and spec["input_size"] == [64, 64]
-    assert spec["codec"]["input_size"] == [64, 64] and spec["keypoint_set"] == "coco17"
+    assert spec["codec"]["input_size"] == [64, 64] and spec["keypoint_set"] == COCO17.to_dict()
     model, _ = model_from_checkpoint(out / "best.pt")
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 17, 16, 16)
 

@@ -4,8 +4,8 @@ Keys (training checkpoints hold all of them; an inference-only checkpoint needs 
 
 - ``format``: ``"fasterpose-checkpoint/1"``
 - ``fasterpose_version``: package version that wrote it
-- ``spec``: :class:`fasterpose.spec.PoseSpec` as a dict (model name and kwargs, input size, keypoint set, codec,
-  heatmap activation, flip test)
+- ``spec``: :class:`fasterpose.spec.PoseSpec` as a dict (model name and kwargs, input size, the whole keypoint set
+  (names, flip pairs, skeleton, sigmas, sides; older files hold just its name), codec, heatmap activation, flip test)
 - ``model``: the model ``state_dict`` (never the DDP-wrapped one: no ``module.`` prefix)
 - ``config``: the resolved training config as a dict, or ``None``
 - ``epoch`` (epochs completed), ``step``, ``best_ap``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``,
@@ -65,13 +65,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def model_from_checkpoint(checkpoint: str | os.PathLike | dict[str, Any]) -> tuple[torch.nn.Module, PoseSpec]:
     """Build the model a checkpoint describes and load its weights. Returns ``(model.eval(), spec)``."""
-    from .keypoints import get_keypoint_set
     from .models import create_model
 
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-    spec = PoseSpec.from_dict(ckpt["spec"])
-    kpts = get_keypoint_set(spec.keypoint_set)
-    model = create_model(spec.model_name, num_keypoints=kpts.num_keypoints, **spec.model_kwargs)
+    try:
+        spec = PoseSpec.from_dict(ckpt["spec"])
+    except (ValueError, TypeError) as e:
+        where = checkpoint if not isinstance(checkpoint, dict) else "the checkpoint"
+        raise CheckpointError(f"{where}: its 'spec' is not valid ({e}); was it written by fasterpose?") from None
+    model = create_model(spec.model_name, num_keypoints=spec.keypoint_set.num_keypoints, **spec.model_kwargs)
     for name, tensor in ckpt["model"].items():
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"checkpoint weights of {spec.model_name} hold non-finite values (NaN or inf) in "

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from .keypoint_names import infer_sides
 
 # BGR colours (OpenCV order) for the three body sides.
 _LEFT = (0, 165, 255)  # orange
@@ -66,25 +69,86 @@ class KeypointSet:
             out.append(_side_color(sides.pop() if len(sides) == 1 else "center"))
         return out
 
-    def to_dict(self) -> dict:
-        """JSON-friendly description (stored in checkpoints and ONNX metadata)."""
-        return {"name": self.name, "num_keypoints": self.num_keypoints, "names": list(self.names)}
+    def to_dict(self) -> dict[str, Any]:
+        """The whole set as JSON-friendly data (in checkpoints and ONNX metadata); :meth:`from_dict` inverts it."""
+        return {
+            "name": self.name,
+            "num_keypoints": self.num_keypoints,
+            "names": list(self.names),
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "skeleton": [list(p) for p in self.skeleton],
+            "sigmas": None if self.sigmas is None else [float(v) for v in self.sigmas],
+            "upper_body": list(self.upper_body),
+            "side": list(self.side),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KeypointSet:
+        """Rebuild a set from :meth:`to_dict` output, checking every index and length.
+
+        Raises:
+            ValueError: a missing field, an index out of range, or a list of the wrong length (the message names it).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a keypoint set must be a mapping, got {type(d).__name__}")
+        missing = [k for k in ("name", "names") if k not in d]
+        if missing:
+            raise ValueError(f"keypoint set has no {', '.join(missing)} field")
+        names = tuple(str(n) for n in d["names"])
+        sigmas = d.get("sigmas")
+        kset = cls(
+            name=str(d["name"]),
+            names=names,
+            flip_pairs=tuple(tuple(int(i) for i in p) for p in d.get("flip_pairs") or ()),
+            skeleton=tuple(tuple(int(i) for i in p) for p in d.get("skeleton") or ()),
+            sigmas=None if sigmas is None else np.asarray(sigmas, dtype=np.float64),
+            upper_body=tuple(int(i) for i in d.get("upper_body") or ()),
+            side=tuple(str(s) for s in d.get("side") or infer_sides(names)),
+        )
+        if "num_keypoints" in d and int(d["num_keypoints"]) != kset.num_keypoints:
+            raise ValueError(f"keypoint set {kset.name!r}: num_keypoints {d['num_keypoints']} but "
+                             f"{kset.num_keypoints} names")
+        return kset
+
+    def __post_init__(self) -> None:
+        k = len(self.names)
+        if k == 0:
+            raise ValueError(f"keypoint set {self.name!r} has no keypoint names")
+        if len(set(self.names)) != k:
+            dup = sorted({n for n in self.names if self.names.count(n) > 1})
+            raise ValueError(f"keypoint set {self.name!r}: duplicate keypoint names {dup}")
+        for what, pairs in (("flip_pairs", self.flip_pairs), ("skeleton", self.skeleton)):
+            for p in pairs:
+                if len(p) != 2 or not all(0 <= i < k for i in p):
+                    raise ValueError(f"keypoint set {self.name!r}: {what} entry {list(p)} must be two indices in "
+                                     f"0..{k - 1}")
+        used = [i for p in self.flip_pairs for i in p]
+        if len(used) != len(set(used)) or any(a == b for a, b in self.flip_pairs):
+            raise ValueError(f"keypoint set {self.name!r}: flip_pairs {[list(p) for p in self.flip_pairs]} use a "
+                             "keypoint twice; each keypoint has at most one mirror partner")
+        if not all(0 <= i < k for i in self.upper_body):
+            raise ValueError(f"keypoint set {self.name!r}: upper_body indices must be in 0..{k - 1}")
+        if self.sigmas is not None:
+            sig = np.asarray(self.sigmas, dtype=np.float64).reshape(-1)
+            if sig.shape[0] != k or not (np.isfinite(sig).all() and (sig > 0).all()):
+                raise ValueError(f"keypoint set {self.name!r}: sigmas must be {k} positive numbers, got "
+                                 f"{sig.tolist()}")
+            object.__setattr__(self, "sigmas", sig)
+        if not self.side:
+            object.__setattr__(self, "side", infer_sides(self.names))
+        if len(self.side) != k or not set(self.side) <= {"left", "right", "center"}:
+            raise ValueError(f"keypoint set {self.name!r}: side must list 'left', 'right' or 'center' for each of "
+                             f"the {k} keypoints")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeypointSet) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.names, self.flip_pairs, self.skeleton))
 
 
 def _side_color(side: str) -> tuple[int, int, int]:
     return {"left": _LEFT, "right": _RIGHT}.get(side, _CENTER)
-
-
-def _sides(names: tuple[str, ...]) -> tuple[str, ...]:
-    out = []
-    for n in names:
-        if n.startswith(("left", "l_")):
-            out.append("left")
-        elif n.startswith(("right", "r_")):
-            out.append("right")
-        else:
-            out.append("center")
-    return tuple(out)
 
 
 _COCO_NAMES = (
@@ -121,7 +185,7 @@ COCO17 = KeypointSet(
     )
     / 10.0,
     upper_body=tuple(range(11)),
-    side=_sides(_COCO_NAMES),
+    side=infer_sides(_COCO_NAMES),
 )
 
 _MPII_NAMES = (
@@ -153,7 +217,7 @@ MPII16 = KeypointSet(
     ),  # fmt: skip
     sigmas=None,
     upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
-    side=_sides(_MPII_NAMES),
+    side=infer_sides(_MPII_NAMES),
 )
 
 KEYPOINT_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16)}
@@ -167,12 +231,3 @@ def get_keypoint_set(name: str) -> KeypointSet:
         close = difflib.get_close_matches(name, KEYPOINT_SETS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown keypoint set {name!r}; known: {', '.join(KEYPOINT_SETS)}.{hint}") from None
-
-
-def keypoint_set_for(num_keypoints: int) -> KeypointSet:
-    """The keypoint set with ``num_keypoints`` keypoints (17 -> COCO, 16 -> MPII)."""
-    for s in KEYPOINT_SETS.values():
-        if s.num_keypoints == num_keypoints:
-            return s
-    raise ValueError(f"no keypoint set has {num_keypoints} keypoints; known: "
-                     + ", ".join(f"{s.name} ({s.num_keypoints})" for s in KEYPOINT_SETS.values()))

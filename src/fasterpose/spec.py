@@ -6,9 +6,12 @@ A spec travels inside every checkpoint (``ckpt["spec"]``) and inside exported ON
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from .keypoints import COCO17, KeypointSet, get_keypoint_set
 
 
 @dataclass
@@ -18,7 +21,9 @@ class PoseSpec:
     model_kwargs: keyword overrides passed to ``create_model`` (e.g. ``{"output_stride": 16}``);
         ``num_keypoints`` is taken from the keypoint set.
     input_size: model input ``(height, width)`` in pixels, e.g. ``(256, 192)``.
-    keypoint_set: name in :mod:`fasterpose.keypoints` (``"coco17"`` or ``"mpii16"``).
+    keypoint_set: the whole :class:`~fasterpose.keypoints.KeypointSet` (names, flip pairs, skeleton, sigmas, sides);
+        stored as its dict. A name (``"coco17"``, ``"mpii16"``: what files written before sets were stored hold)
+        or a dict is turned into the set.
     codec: keyword arguments of :class:`fasterpose.codec.HeatmapCodec`.
     heatmap_activation: ``"sigmoid"`` for RCE-trained models (scores become probabilities), ``"identity"`` for
         MSE-trained ones. Models always output logits; the activation is applied before decoding.
@@ -27,7 +32,7 @@ class PoseSpec:
 
     model_name: str
     input_size: tuple[int, int]
-    keypoint_set: str = "coco17"
+    keypoint_set: KeypointSet = field(default_factory=lambda: COCO17)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     codec: dict[str, Any] = field(default_factory=dict)
     heatmap_activation: str = "sigmoid"
@@ -35,12 +40,22 @@ class PoseSpec:
 
     def __post_init__(self) -> None:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        if isinstance(self.keypoint_set, str):
+            try:
+                self.keypoint_set = get_keypoint_set(self.keypoint_set)
+            except KeyError as e:
+                raise ValueError(e.args[0]) from None
+        elif isinstance(self.keypoint_set, dict):
+            self.keypoint_set = KeypointSet.from_dict(self.keypoint_set)
+        elif not isinstance(self.keypoint_set, KeypointSet):
+            raise ValueError(f"keypoint_set must be a KeypointSet, its dict or a name, got {self.keypoint_set!r}")
         if self.heatmap_activation not in ("sigmoid", "identity"):
             raise ValueError(f"heatmap_activation must be 'sigmoid' or 'identity', got {self.heatmap_activation!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
         d["input_size"] = list(self.input_size)
+        d["keypoint_set"] = self.keypoint_set.to_dict()
         return d
 
     def to_json(self) -> str:

@@ -28,15 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..evaluation.coco import evaluate_keypoints, format_table
+    from ..evaluation.coco import category_sigmas, evaluate_keypoints, format_table, load_coco, load_results
 
     if not 0.0 < args.nms_thr <= 1.0:  # also false for NaN
         raise ConfigError(f"--nms-thr must be in (0, 1], got {args.nms_thr}")
     if not 0.0 <= args.kpt_thr <= 1.0:
         raise ConfigError(f"--kpt-thr must be in [0, 1], got {args.kpt_thr}")
     nms = None if args.no_nms else ("soft" if args.soft_nms else "oks")
-    stats = evaluate_keypoints(args.annotations, args.results, rescore=not args.no_rescore, nms=nms,
-                               nms_thr=args.nms_thr, kpt_thr=args.kpt_thr)
+    gt = load_coco(args.annotations)
+    results = load_results(args.results, gt)
+    sigmas, source = category_sigmas(gt, results[0]["category_id"])
+    stats = evaluate_keypoints(gt, results, rescore=not args.no_rescore, nms=nms, nms_thr=args.nms_thr,
+                               kpt_thr=args.kpt_thr, sigmas=sigmas)
     if args.json:
         print(json.dumps(stats))
     else:
@@ -44,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
             "rescored" if not args.no_rescore else "scores as given",
             {"oks": f"OKS-NMS {args.nms_thr:g}", "soft": f"soft OKS-NMS {args.nms_thr:g}", None: "no NMS"}[nms],
         ])
-        print(f"COCO keypoint evaluation of {args.results} ({recipe})\n")
+        print(f"COCO keypoint evaluation of {args.results} ({recipe}; OKS sigmas {source})\n")
         print(format_table(stats))
     return 0

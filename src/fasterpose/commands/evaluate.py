@@ -1,8 +1,10 @@
 """``fasterpose eval [CONFIG] --checkpoint CKPT [--opt k=v] [--boxes gt|DETS.json] [--flip/--no-flip] [--json]``.
 
 Runs the published evaluation of a checkpoint: person boxes (ground truth or a detector's), flip test, decoding,
-rescoring, OKS-NMS and pycocotools' COCOeval (or MPII PCKh). Without CONFIG the checkpoint's stored training
-config says which dataset to use. Works under torchrun too (every rank predicts a share, rank 0 scores).
+rescoring, OKS-NMS and pycocotools' COCOeval with the keypoint set's OKS sigmas (a set without sigmas: a default
+sigma, said in the report, and PCK@0.2 of the box size as the headline; MPII: PCKh). Without CONFIG the
+checkpoint's stored training config says which dataset to use. Works under torchrun too (every rank predicts a
+share, rank 0 scores).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine import distributed as D
     from ..engine.evaluate import evaluate_checkpoint
-    from ..evaluation import format_pckh_table, format_table
+    from ..evaluation import STAT_NAMES, format_pckh_table, format_table
     from ..io_utils import check_writable
 
     if args.results:
@@ -58,5 +60,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report['checkpoint']}: {report['model']} {report['input_size'][0]}x{report['input_size'][1]}, "
           f"{report['dataset']} ({report['num_persons']} persons, boxes: {report['boxes']}, "
           f"flip test: {'on' if report['flip_test'] else 'off'}, {report['seconds']:.1f} s)\n")
-    print(format_table(stats) if report["metric"] == "AP" else format_pckh_table(stats))
+    if report["metric"] == "Mean":
+        print(format_pckh_table(stats))
+        return 0
+    print(f"keypoint set {report['keypoint_set']} ({len(report['keypoint_names'])} keypoints)")
+    if report["metric"] == "PCK":
+        print(f"PCK@{stats['pck_threshold']:g} of the box size {stats['PCK']:.4f}, AUC (0-0.5) {stats['AUC']:.4f}, "
+              f"mean end-point error {stats['EPE']:.2f} px  <- headline (the set has no OKS sigmas)")
+    if report["sigmas_source"] == "default":
+        print(f"COCO OKS AP with the DEFAULT OKS sigma {report['sigmas'][0]:g} for every keypoint (the set has none):")
+    else:
+        print("COCO OKS AP with the keypoint set's OKS sigmas:")
+    print(format_table({k: v for k, v in stats.items() if k in STAT_NAMES}))
     return 0

@@ -59,7 +59,7 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
 
     from ..deploy.crops import coco_person_boxes
     from ..deploy.predictor import Predictor
-    from ..evaluation.coco import make_results
+    from ..evaluation.coco import make_results, oks_sigmas
 
     predictor = Predictor(onnx_path, backend="onnxruntime")
     image_ids, keypoints, areas = [], [], []
@@ -73,7 +73,10 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
             keypoints.append(p["keypoints"])
             areas.append(p["box"][2] * p["box"][3])
     kp = np.stack(keypoints)
-    results = make_results(image_ids, kp, np.ones(len(kp)), np.asarray(areas))
+    gt = json.loads(ann_file.read_text())
+    cat = next((c["id"] for c in gt.get("categories", []) if isinstance(c, dict) and c.get("keypoints")), 1)
+    results = make_results(image_ids, kp, np.ones(len(kp)), np.asarray(areas),
+                           sigmas=oks_sigmas(predictor.keypoint_set)[0], category_id=cat)
     return results, kp
 
 
@@ -172,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     e = report["export"]
     print(f"wrote {out} ({'int8' if args.int8 else 'fp32'}, opset {e['opset']}, "
           f"{'dynamic' if e['dynamic_batch'] else 'fixed'} batch, {spec.model_name} "
-          f"{spec.input_size[0]}x{spec.input_size[1]} {spec.keypoint_set})")
+          f"{spec.input_size[0]}x{spec.input_size[1]} {spec.keypoint_set.name}, "
+          f"{spec.keypoint_set.num_keypoints} keypoints)")
     print(f"parity fp32 ONNX vs PyTorch: max |logit diff| {e['max_abs_diff']:.2e} on {e['parity_source']}")
     if args.int8:
         c = report["int8_vs_fp32"]

@@ -10,6 +10,8 @@ Outputs in ``--out`` (default ``predictions``):
   keypoint third values = keypoint scores, no rescoring/NMS, so ``fasterpose eval-results`` can apply the recipe),
   plus ``bbox`` and ``file_name`` (and ``frame`` for videos). ``image_id`` is the detection file's id for the image,
   else the frame index (videos, webcam) or the running index of the image (0-based, sorted file names);
+* ``keypoint_set.json``: the model's keypoint set (``names`` in the order of each result's keypoints, ``skeleton``,
+  ``flip_pairs``, ``sigmas``), so the results can be read without the model;
 * drawn images ``<stem>.jpg`` (``<stem>_<ext>.jpg`` when two inputs share a stem, e.g. ``photo.jpg`` and
   ``photo.png``), or a drawn video ``<stem>_pose.mp4`` (``mp4v``; ``--video-format avi`` for MJPG).
 
@@ -507,7 +509,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         kind, inputs = "images", [path]
         names = list(drawn_image_names(inputs).values())
-    _check_outputs(out, ["results.json", *([] if args.no_draw else names)], inputs)
+    _check_outputs(out, ["results.json", "keypoint_set.json", *([] if args.no_draw else names)], inputs)
     if not webcam:  # a webcam's frames are new each time: nothing to mix up
         _check_not_another_run(out, {p.name for p in inputs})
     created = not out.exists()
@@ -560,6 +562,7 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         # Everything is written into the staging folder first (the only step that needs disk space); then renames,
         # which need none, put the run into place: a disk that fills up cannot leave new images beside old results.
         write_results(stage / "results.json", run_.results)
+        atomic_write_json(stage / "keypoint_set.json", predictor.keypoint_set.to_dict())
         marker = results_path.with_name("results_incomplete.json")
         if run_.interrupted:
             atomic_write_json(stage / marker.name, {"incomplete": True, "frames" if kind != "images" else "images":
@@ -569,6 +572,7 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
             os.replace(f, writable_target(out / f.name))
         if not run_.interrupted and marker.is_file():
             marker.unlink()  # this run's results.json is complete
+        os.replace(stage / "keypoint_set.json", writable_target(out / "keypoint_set.json"))
         os.replace(stage / "results.json", writable_target(results_path))
     if args.show:
         import cv2
@@ -591,6 +595,6 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         print(f"interrupted: kept the {run_.frames} {unit} processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
         print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
-    print(f"wrote {results_path}" + (f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}"
-                                     if written else ""))
+    drawn = f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}" if written else ""
+    print(f"wrote {results_path} (keypoint names in keypoint_set.json){drawn}")
     return 0

@@ -38,6 +38,7 @@ from ..errors import ConfigError, DataError
 from ..keypoints import COCO17, KeypointSet, get_keypoint_set
 from .augment import AugmentConfig, color_jitter, half_body_transform, random_flip, random_scale_rotation
 from .detections import read_detections
+from .keypoint_category import keypoint_categories, select_keypoint_category
 
 __all__ = ["TopDownDataset", "CocoKeypoints"]
 
@@ -154,7 +155,7 @@ class TopDownDataset(Dataset):
             # Independent streams: switching one augmentation on/off leaves the others' draws unchanged.
             rng_half, rng_scale, rng_flip, rng_color = self.sample_rng(index).spawn(4)
             u_half = rng_half.random()
-            if (cfg.half_body_prob > 0 and u_half < cfg.half_body_prob
+            if (cfg.half_body_prob > 0 and u_half < cfg.half_body_prob and self.keypoint_set.upper_body
                     and int((vis > 0).sum()) > cfg.half_body_min_keypoints):
                 half = half_body_transform(xy, vis, self.keypoint_set, self.aspect_ratio, rng_half,
                                            padding=cfg.half_body_padding)
@@ -212,7 +213,28 @@ class TopDownDataset(Dataset):
         assert self._centers.shape == self._scales.shape == (n, 2)
 
 
-def _resolve_image_root(ann_file: Path, first_image: str | None) -> Path:
+def fill_eval_fields(data: dict[str, Any], category_id: Any) -> int:
+    """Add the COCOeval fields a keypoint annotation of ``category_id`` lacks, in place; returns how many lacked any.
+
+    ``iscrowd`` = 0, ``num_keypoints`` = the number of keypoints with v > 0, ``area`` = box ``w * h``.
+    """
+    filled = 0
+    for a in data.get("annotations", []):
+        if not isinstance(a, dict) or a.get("category_id") != category_id:
+            continue
+        if all(k in a for k in ("iscrowd", "num_keypoints", "area")):
+            continue
+        filled += 1
+        a.setdefault("iscrowd", 0)
+        if "num_keypoints" not in a:
+            a["num_keypoints"] = int(sum(1 for v in a.get("keypoints", [])[2::3] if v > 0))
+        if "area" not in a:
+            box = a.get("bbox") or [0, 0, 0, 0]
+            a["area"] = float(box[2]) * float(box[3])
+    return filled
+
+
+def default_image_root(ann_file: Path, first_image: str | None) -> Path:
     """Default image folder: the json's folder, then ``<folder>/images``, then COCO's ``../<split>`` layout."""
     folder = ann_file.parent
     candidates = [folder, folder / "images"]
@@ -284,9 +306,11 @@ class CocoKeypoints(TopDownDataset):
     def __init__(self, ann_file: str | os.PathLike, image_root: str | os.PathLike | None = None,
                  input_size: tuple[int, int] = (256, 192), codec: HeatmapCodec | None = None, train: bool = False,
                  augment: AugmentConfig | None = None, boxes: str | os.PathLike = "gt", det_score_thr: float = 0.0,
-                 keypoint_set: KeypointSet | str = COCO17, seed: int = 0, padding: float = 1.25) -> None:
+                 keypoint_set: KeypointSet | str = COCO17, seed: int = 0, padding: float = 1.25,
+                 category: str | None = None) -> None:
         super().__init__(keypoint_set, input_size, codec, train, augment, seed, padding)
         self.ann_file = Path(ann_file)
+        self.category = category
         self.boxes = boxes if boxes == "gt" else Path(boxes)
         self.det_score_thr = float(det_score_thr)
         self._coco = None
@@ -298,7 +322,7 @@ class CocoKeypoints(TopDownDataset):
             raise DataError(f"{self.ann_file}: not a COCO annotation file (needs 'images' and 'annotations' lists; "
                             f"found {found}); {hint}")
         with _gc_paused():
-            person_id = self._person_category(data)
+            person_id = self.category_id = self._person_category(data)
             images = self._parse_images(data["images"])
             anns = self._parse_annotations(data["annotations"], person_id, images)
             del data
@@ -308,7 +332,7 @@ class CocoKeypoints(TopDownDataset):
         else:
             self._select_detections(images)
         first = self._image_files[self._sample_image[0]] if len(self._sample_image) else None
-        self.image_root = Path(image_root) if image_root is not None else _resolve_image_root(self.ann_file, first)
+        self.image_root = Path(image_root) if image_root is not None else default_image_root(self.ann_file, first)
         self._finish_init()
         logger.info("%s: %d samples (%s boxes) from %d images", self.ann_file, len(self),
                     "GT" if boxes == "gt" else "detector", len(images["ids"]))
@@ -316,20 +340,25 @@ class CocoKeypoints(TopDownDataset):
     # ------------------------------------------------------------------ parsing
 
     def _person_category(self, data: dict) -> int:
+        """Id of the keypoint category whose annotations are read (checked against the keypoint set's names)."""
         cats = data.get("categories") or []
         if not isinstance(cats, list):
             raise DataError(f"{self.ann_file}: 'categories' must be a list")
-        person = [c for c in cats if isinstance(c, dict) and c.get("name") == "person"]
-        cat = person[0] if person else next((c for c in cats if isinstance(c, dict) and c.get("id") == 1), None)
-        if cat is None:
-            return 1  # no category list: COCO's person id
-        names = cat.get("keypoints")
-        k = self.keypoint_set.num_keypoints
-        if isinstance(names, list) and names and len(names) != k:
-            raise DataError(f"{self.ann_file}: category '{cat.get('name')}' has {len(names)} keypoints but the "
-                            f"keypoint set {self.keypoint_set.name} has {k}; pass the matching keypoint_set")
+        if not keypoint_categories(data):  # no keypoint names declared: COCO's person (id 1), unchecked
+            person = [c for c in cats if isinstance(c, dict) and c.get("name") == "person"]
+            return int(person[0].get("id", 1)) if person else 1
+        cat = select_keypoint_category(data, self.ann_file, self.category)
+        names = tuple(str(n) for n in cat["keypoints"])
+        kset = self.keypoint_set
+        if names != kset.names:
+            diff = next((i for i, (a, b) in enumerate(zip(names, kset.names)) if a != b),
+                        min(len(names), len(kset.names)))
+            raise DataError(f"{self.ann_file}: category '{cat.get('name')}' has {len(names)} keypoints "
+                            f"({', '.join(names[:4])}{' ...' if len(names) > 4 else ''}) but the keypoint set "
+                            f"{kset.name!r} has {kset.num_keypoints}, and they first differ at index {diff}; use the "
+                            "model or config made for this file's keypoints (data.keypoint_set: auto reads them)")
         if "id" not in cat:
-            raise DataError(f"{self.ann_file}: the person category has no 'id' field")
+            raise DataError(f"{self.ann_file}: the keypoint category '{cat.get('name')}' has no 'id' field")
         return int(cat["id"])
 
     def _parse_images(self, images: list) -> dict[str, Any]:
@@ -434,6 +463,7 @@ class CocoKeypoints(TopDownDataset):
         self._scales = scale.astype(np.float32).reshape(-1, 2)
         self._box_scores = scores.astype(np.float32)
         self._areas = (boxes[:, 2] * boxes[:, 3]).astype(np.float32)
+        self._box_sizes = np.maximum(boxes[:, 2], boxes[:, 3]).astype(np.float32)
         self._keypoints = np.ascontiguousarray(keypoints, dtype=np.float32)
         self._image_files = images["files"]
         self._image_sizes = images["sizes"].astype(np.int32)
@@ -493,13 +523,36 @@ class CocoKeypoints(TopDownDataset):
 
     @property
     def coco(self):  # -> pycocotools.coco.COCO
-        """``pycocotools.coco.COCO`` of :attr:`ann_file`, loaded (quietly) on first access and cached."""
+        """``pycocotools.coco.COCO`` of :attr:`ann_file`, loaded (quietly) on first access and cached.
+
+        Fields COCOeval reads but training does not (``area``, ``num_keypoints``, ``iscrowd``) are filled in where a
+        keypoint annotation lacks them (``area`` = box ``w * h``, as files without segmentations are scored), so a
+        file that trains also evaluates; ``fasterpose check-data`` lists such annotations.
+        """
         if self._coco is None:
             from pycocotools.coco import COCO
 
-            with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress lines
-                self._coco = COCO(str(self.ann_file))
+            data = _load_json(self.ann_file, "annotation file", "pass a COCO keypoint annotation file")
+            filled = fill_eval_fields(data, getattr(self, "category_id", 1))
+            if filled:
+                logger.info("%s: %d keypoint annotations lack area/num_keypoints/iscrowd; evaluated with area = box "
+                            "w*h, num_keypoints = labelled count, iscrowd = 0", self.ann_file, filled)
+            coco = COCO()
+            coco.dataset = data
+            with contextlib.redirect_stdout(io.StringIO()):  # createIndex() prints progress lines
+                coco.createIndex()
+            self._coco = coco
         return self._coco
+
+    @property
+    def gt_keypoints(self) -> np.ndarray:
+        """``(N, K, 3)`` ground-truth x, y, v of each sample in image pixels (zeros for detector boxes)."""
+        return self._keypoints
+
+    @property
+    def box_sizes(self) -> np.ndarray:
+        """``(N,)`` ``max(w, h)`` of each sample's box (the PCK normaliser with ground-truth boxes)."""
+        return self._box_sizes
 
     def __getstate__(self) -> dict[str, Any]:
         # Spawned DataLoader workers get the compact arrays only, never the (large) COCO index.

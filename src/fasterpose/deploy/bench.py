@@ -144,7 +144,7 @@ def run_benchmark(
             if net is None:
                 net = create_model(name)
             net = net.eval()
-            spec = PoseSpec(model_name=name, input_size=input_size, keypoint_set=kset,
+            spec = PoseSpec(model_name=name, input_size=input_size, keypoint_set=kset,  # a set or a name
                             codec={"input_size": list(input_size)})
             info = {"model": name, "threads": threads, "batch": batch, "input_size": [h, w],
                     "params": int(count_params(net)), "gmacs": round(float(count_gmacs(net, input_size)), 4)}
@@ -176,7 +176,7 @@ def run_benchmark(
                                     "run": lambda s=qs: s.run(None, {"images": x_np})})
             logger.info("prepared %s", name)
 
-        pre, post = _prepost_runners(input_size, 17)
+        pre, post = _prepost_runners(input_size, spec.keypoint_set.num_keypoints)  # the (last) model's set
         runners = [e["run"] for e in entries] + [pre, post]
         times = [[] for _ in runners]
         n = len(runners)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.keypoint_category import keypoint_categories
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
 from ..spec import PoseSpec
@@ -71,8 +72,9 @@ def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike
                       ) -> list[tuple[int, Path, np.ndarray]]:
     """``[(image id, image path, (M, 4) GT person boxes)]`` from a COCO keypoints json.
 
-    Only non-crowd person annotations with keypoints (``num_keypoints > 0`` when the field exists) and a box of at
-    least 1x1 pixel are used; images default to the json's folder.
+    Only non-crowd annotations of the keypoint categories (category 1 when none declares keypoint names) with
+    keypoints (``num_keypoints > 0`` when the field exists) and a box of at least 1x1 pixel are used; images default
+    to the json's folder.
     """
     ann_file = Path(ann_file)
     image_root = Path(image_root) if image_root is not None else None
@@ -87,9 +89,10 @@ def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike
     if image_root is None and data["images"] and not (root / data["images"][0]["file_name"]).exists() \
             and (root / "images" / data["images"][0]["file_name"]).exists():
         root = root / "images"  # the other common layout: <folder>/annotations.json + <folder>/images/
+    cats = {c.get("id") for c in keypoint_categories(data)} or {1}
     boxes: dict[int, list] = {}
     for ann in data["annotations"]:
-        if ann.get("iscrowd", 0) or ann.get("category_id", 1) != 1 or ann.get("num_keypoints", 1) == 0:
+        if ann.get("iscrowd", 0) or ann.get("category_id", 1) not in cats or ann.get("num_keypoints", 1) == 0:
             continue
         x, y, w, h = (float(v) for v in ann["bbox"])
         if w > 1 and h > 1:
@@ -99,7 +102,7 @@ def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike
         if img["id"] in boxes:
             out.append((img["id"], root / img["file_name"], np.asarray(boxes[img["id"]])))
     if not out:
-        raise DataError(f"{ann_file} has no usable person boxes (non-crowd, category 1, with keypoints)")
+        raise DataError(f"{ann_file} has no usable person boxes (non-crowd, of a keypoint category, with keypoints)")
     return out
 
 

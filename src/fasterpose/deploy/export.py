@@ -133,7 +133,7 @@ def export_onnx(
                               dynamo=False)
         proto = onnx.load(str(tmp))
         add_metadata(proto, spec, precision="fp32")
-        proto.doc_string = f"fasterpose {spec.model_name} {h}x{w} {spec.keypoint_set} (heatmap logits)"
+        proto.doc_string = f"fasterpose {spec.model_name} {h}x{w} {spec.keypoint_set.name} (heatmap logits)"
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as e:  # noqa: BLE001 - onnx raises ValidationError / InferenceError
@@ -154,4 +154,4 @@ def export_onnx(
                               f"written to {out}. Try another --opset or report a bug")
     return {"path": str(out), "opset": opset, "dynamic_batch": dynamic_batch, "max_abs_diff": diff,
             "parity_crops": len(parity_inputs), "parity_source": parity_source, "input_size": [h, w],
-            "keypoint_set": spec.keypoint_set, "model_name": spec.model_name}
+            "keypoint_set": spec.keypoint_set.name, "model_name": spec.model_name}

@@ -14,7 +14,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..keypoints import get_keypoint_set
 from ..spec import PoseSpec
 
 __all__ = ["SPEC_METADATA_KEY", "add_metadata", "read_onnx_spec", "ort_session", "run_session"]
@@ -38,7 +37,7 @@ def read_onnx_spec(metadata: dict[str, str], path: str | os.PathLike) -> PoseSpe
 def add_metadata(model_proto: Any, spec: PoseSpec, precision: str = "fp32", extra: dict[str, str] | None = None
                  ) -> None:
     """Write the spec, keypoint names, version and precision into an ``onnx.ModelProto``'s metadata_props."""
-    kset = get_keypoint_set(spec.keypoint_set)
+    kset = spec.keypoint_set
     entries = {
         SPEC_METADATA_KEY: spec.to_json(),
         "keypoint_set": kset.name,

@@ -40,7 +40,7 @@ import numpy as np
 from ..codec import HeatmapCodec, flip_back, sigmoid
 from ..errors import CheckpointError, DataError
 from ..geometry import box_to_center_scale, crop_person, crop_to_image, flip_image, normalize_crop
-from ..keypoints import KeypointSet, get_keypoint_set
+from ..keypoints import KeypointSet
 from ..spec import PoseSpec
 from .onnx_io import SPEC_METADATA_KEY, ort_session, read_onnx_spec, run_session
 
@@ -88,7 +88,7 @@ class Predictor:
 
     Attributes:
         spec: the model's :class:`PoseSpec`.
-        keypoint_set: its :class:`KeypointSet`.
+        keypoint_set: its :class:`KeypointSet`, read from the file (names, flip pairs, skeleton, sigmas, sides).
         codec: the :class:`HeatmapCodec` built from ``spec.codec``.
         backend: the backend in use.
         last_timing: ``{"preprocess_ms", "model_ms", "postprocess_ms", "persons"}`` of the last call.
@@ -137,10 +137,7 @@ class Predictor:
                                       "it was exported from to use backend='torch')")
             self.spec = self._init_torch(model, spec)
 
-        try:
-            self.keypoint_set: KeypointSet = get_keypoint_set(self.spec.keypoint_set)
-        except KeyError as e:
-            raise CheckpointError(f"model {model}: {e.args[0]}") from None
+        self.keypoint_set: KeypointSet = self.spec.keypoint_set
         if keypoint_set is not None and keypoint_set != self.keypoint_set.name:
             raise CheckpointError(
                 f"model {model} predicts keypoint set {self.keypoint_set.name!r} "

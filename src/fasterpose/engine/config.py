@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import math
 import os
 import types
@@ -28,6 +29,9 @@ from ..cpu import MAX_THREADS
 from ..data.augment import AugmentConfig
 from ..errors import ConfigError
 from ..io_utils import atomic_write_text
+from ..keypoints import KEYPOINT_SETS
+
+logger = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -91,8 +95,17 @@ class SyntheticConfig:
 @dataclass
 class DataConfig:
     """Attributes:
-    dataset: ``"coco"``, ``"mpii"`` or ``"synthetic"`` (COCO format, generated on first use).
-    keypoint_set: ``"coco17"`` or ``"mpii16"``; fixes the number of model outputs.
+    dataset: ``"coco"`` (any COCO-format keypoint file), ``"mpii"`` or ``"synthetic"`` (COCO format, generated on
+        first use). A ``synthetic`` config given its own ``train_ann`` or ``val_ann`` reads those (``coco``).
+    keypoint_set: the keypoints the model predicts: ``"auto"`` (read from the training annotation file's keypoint
+        category: names, skeleton, sigmas if it has them; flip pairs inferred from the names), ``"coco17"``,
+        ``"mpii16"``, or the name of an inline set under the top-level ``keypoint_sets``.
+    keypoint_category: with ``auto``: the category (name or id) to read when the file has several.
+    flip_pairs / skeleton / upper_body: replace the set's field; lists of 0-based indices or keypoint names
+        (``[[left_paw, right_paw], ...]``); ``null`` keeps the set's (inferred) value.
+    sigmas: replace the set's OKS sigmas (one per keypoint); ``null`` keeps them.
+    flip: horizontal flip augmentation and flip test: ``null`` (on exactly when every left/right keypoint has a
+        mirror partner in the set's flip pairs), ``true`` or ``false``.
     train_ann / val_ann: annotation files (COCO keypoints json or MPII json); relative paths are relative to the
         working directory. Unused for ``synthetic``.
     train_images / val_images: image folders (``None``: next to the annotation file, dataset-specific).
@@ -106,6 +119,12 @@ class DataConfig:
 
     dataset: str = "coco"
     keypoint_set: str = "coco17"
+    keypoint_category: str | int | None = None
+    flip_pairs: list[Any] | None = None
+    skeleton: list[Any] | None = None
+    sigmas: list[float] | None = None
+    upper_body: list[Any] | None = None
+    flip: bool | None = None
     train_ann: str | None = "data/coco/annotations/person_keypoints_train2017.json"
     train_images: str | None = "data/coco/train2017"
     val_ann: str | None = "data/coco/annotations/person_keypoints_val2017.json"
@@ -240,9 +259,15 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    """A complete experiment: ``name`` plus one section per concern."""
+    """A complete experiment: ``name`` plus one section per concern.
+
+    ``keypoint_sets`` defines keypoint sets inline, by name (``{mycar: {names: [...], flip_pairs: [...], skeleton:
+    [...], sigmas: [...], upper_body: [...]}}``), for ``data.keypoint_set: mycar``
+    (:func:`fasterpose.engine.keypoint_config.inline_keypoint_set`).
+    """
 
     name: str = "experiment"
+    keypoint_sets: dict[str, Any] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -257,12 +282,23 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> Config:
         """Build and validate a config from a (possibly partial) nested dict."""
-        return _build(cls, d, prefix="", source=source)
+        cfg = _build(cls, d, prefix="", source=source)
+        data, default = cfg.data, DataConfig()
+        given = [k for k in ("train_ann", "val_ann") if getattr(data, k) not in (None, getattr(default, k))]
+        if data.dataset == "synthetic" and given:  # e.g. a synthetic config + --opt data.train_ann=MY.json
+            logger.info("%s given: data.dataset coco instead of the config's synthetic", " and ".join(given))
+            data.dataset = "coco"
+        known = ("auto", *KEYPOINT_SETS, *cfg.keypoint_sets)
+        if cfg.data.keypoint_set not in known:
+            close = difflib.get_close_matches(cfg.data.keypoint_set, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: data.keypoint_set must be one of {', '.join(known)} (auto, a named set, or "
+                              f"one defined under keypoint_sets); got {cfg.data.keypoint_set!r}.{hint}")
+        return cfg
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": ("coco", "mpii", "synthetic"),
-    "data.keypoint_set": ("coco17", "mpii16"),
     "data.codec.decode": ("quarter", "dark", "argmax"),
     "loss.name": ("rce", "mse"),
     "optim.name": ("adam", "adamw", "sgd"),
@@ -426,7 +462,7 @@ def _check_key(key: str, source: str) -> None:
     if key in keys:
         return
     # free-form dict fields accept any sub-key
-    if any(key.startswith(f"{k}.") for k in ("model.kwargs", "data.synthetic.generator")):
+    if any(key.startswith(f"{k}.") for k in ("model.kwargs", "data.synthetic.generator", "keypoint_sets")):
         return
     _unknown(key, keys, source)
 
@@ -494,10 +530,16 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             if type(None) in args:
                 return None
             fail()
-        for arg in args:
-            if arg is type(None):
-                continue
-            return _coerce(value, arg, key, source)
+        members = [a for a in args if a is not type(None)]
+        for arg in members[:-1]:  # the first member the value fits; the last one's error otherwise
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError:
+                pass
+        try:
+            return _coerce(value, members[-1], key, source)
+        except ConfigError:
+            fail()
     if tp is Any:
         return value
     if tp is bool:

@@ -115,7 +115,6 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
 
     from ..cpu import cpu_info, format_cpu
     from ..evaluation.inference import evaluate_dataset
-    from ..keypoints import get_keypoint_set
     from ..models.complexity import count_gmacs, count_params
     from .config import load_config
     from .trainer import build_codec, build_dataset, synthetic_split, train
@@ -156,7 +155,7 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
 
     model, spec = model_from_checkpoint(checkpoint)
     codec = build_codec(cfg)
-    kset = get_keypoint_set(spec.keypoint_set)
+    kset = spec.keypoint_set
     ev = cfg.eval
     evals = {}
     for boxes in ("gt", str(val_info["detections"])):

@@ -10,9 +10,9 @@ from typing import Any
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError
-from ..keypoints import get_keypoint_set
 from . import distributed as D
 from .config import load_config
+from .keypoint_config import flip_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +46,22 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     model, spec = model_from_checkpoint(ckpt)
     model = model.to(dist_info.device)
     codec = HeatmapCodec(**_codec_for_eval(spec.codec, overrides or [], checkpoint))
-    cfg.data.input_size = spec.input_size  # the checkpoint decides what the model needs
-    cfg.data.keypoint_set = spec.keypoint_set
+    cfg.data.input_size = spec.input_size  # the checkpoint decides what the model needs and what it predicts
+    kset = spec.keypoint_set
     if results_path is not None:  # before any work: an output that is one of the inputs
         from ..io_utils import check_not_an_input
 
         boxes = cfg.eval.boxes if cfg.eval.boxes != "gt" else None
         check_not_an_input(results_path, [checkpoint, cfg.data.val_ann, boxes], "--results")
     if dist_info.is_main:
-        dataset = build_dataset(cfg, "val", codec)
+        dataset = build_dataset(cfg, "val", codec, keypoint_set=kset)
     D.barrier()
     if not dist_info.is_main:
-        dataset = build_dataset(cfg, "val", codec)
+        dataset = build_dataset(cfg, "val", codec, keypoint_set=kset)
     ev = cfg.eval
-    stats = evaluate_dataset(model, dataset, codec, get_keypoint_set(spec.keypoint_set),
-                             activation=spec.heatmap_activation, flip_test=ev.flip_test, batch_size=ev.batch_size,
+    flip_test = ev.flip_test and flip_enabled(kset, cfg.data.flip)
+    stats = evaluate_dataset(model, dataset, codec, kset,
+                             activation=spec.heatmap_activation, flip_test=flip_test, batch_size=ev.batch_size,
                              workers=min(cfg.train.workers, 4), device=dist_info.device, rescore=ev.rescore,
                              nms=None if ev.nms == "none" else ev.nms, nms_thr=ev.nms_thr, kpt_thr=ev.kpt_thr,
                              results_path=results_path if dist_info.is_main else None)
@@ -70,7 +71,9 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     num_persons = stats.pop("num_persons")
     seconds = stats.pop("seconds")
     return {"checkpoint": str(Path(checkpoint)), "model": spec.model_name, "input_size": list(spec.input_size),
-            "dataset": cfg.data.dataset, "boxes": ev.boxes, "flip_test": ev.flip_test, "metric": metric,
+            "dataset": cfg.data.dataset, "keypoint_set": kset.name, "keypoint_names": list(kset.names),
+            "sigmas": stats.pop("sigmas", None), "sigmas_source": stats.pop("sigmas_source", None),
+            "boxes": ev.boxes, "flip_test": flip_test, "metric": metric,
             "value": stats[metric], "stats": stats, "num_persons": num_persons, "seconds": seconds}
 
 

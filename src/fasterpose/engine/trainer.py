@@ -39,10 +39,11 @@ from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
 from ..evaluation.inference import collate, evaluate_dataset, unwrap
 from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
-from ..keypoints import get_keypoint_set
+from ..keypoints import KeypointSet
 from ..spec import PoseSpec
 from . import distributed as D
 from .config import Config, save_config
+from .keypoint_config import apply_flip_choice, resolve_keypoint_set
 from .schedule import lr_factor, warmup_length
 
 logger = logging.getLogger(__name__)
@@ -75,19 +76,21 @@ def build_codec(cfg: Config) -> HeatmapCodec:
                         dark_kernel=c.dark_kernel)
 
 
-def build_spec(cfg: Config, codec: HeatmapCodec | None = None) -> PoseSpec:
-    """The inference description stored in every checkpoint."""
+def build_spec(cfg: Config, codec: HeatmapCodec | None = None, keypoint_set: KeypointSet | None = None) -> PoseSpec:
+    """The inference description stored in every checkpoint (``keypoint_set``: the resolved set, default: resolved
+    from ``cfg``)."""
     codec = codec or build_codec(cfg)
-    return PoseSpec(model_name=cfg.model.name, input_size=cfg.data.input_size, keypoint_set=cfg.data.keypoint_set,
+    kset = keypoint_set or resolve_keypoint_set(cfg)
+    return PoseSpec(model_name=cfg.model.name, input_size=cfg.data.input_size, keypoint_set=kset,
                     model_kwargs=dict(cfg.model.kwargs), codec=codec.to_dict(),
                     heatmap_activation="sigmoid" if cfg.loss.name == "rce" else "identity",
                     flip_test=cfg.eval.flip_test)
 
 
-def build_model(cfg: Config, pretrained: bool = True) -> torch.nn.Module:
+def build_model(cfg: Config, pretrained: bool = True, keypoint_set: KeypointSet | None = None) -> torch.nn.Module:
     from ..models import create_model
 
-    num_keypoints = get_keypoint_set(cfg.data.keypoint_set).num_keypoints
+    num_keypoints = (keypoint_set or resolve_keypoint_set(cfg)).num_keypoints
     weights = cfg.model.pretrained if pretrained else None
     if weights and not Path(weights).expanduser().is_file():
         raise ConfigError(f"model.pretrained: {weights} does not exist; download the torchvision ImageNet "
@@ -151,8 +154,10 @@ def synthetic_split(cfg: Config, split: str) -> dict[str, Any]:
     return ensure_synthetic_dataset(cache, split, num_images=n, seed=seed, size=s.image_size, config=generator)
 
 
-def build_dataset(cfg: Config, split: str, codec: HeatmapCodec | None = None, boxes: str | None = None) -> Dataset:
-    """The ``"train"`` (augmented) or ``"val"`` (person boxes from ``boxes`` / ``cfg.eval.boxes``) dataset."""
+def build_dataset(cfg: Config, split: str, codec: HeatmapCodec | None = None, boxes: str | None = None,
+                  keypoint_set: KeypointSet | None = None) -> Dataset:
+    """The ``"train"`` (augmented) or ``"val"`` (person boxes from ``boxes`` / ``cfg.eval.boxes``) dataset of
+    ``keypoint_set`` (default: resolved from ``cfg``)."""
     from ..data import CocoKeypoints
 
     codec = codec or build_codec(cfg)
@@ -160,8 +165,8 @@ def build_dataset(cfg: Config, split: str, codec: HeatmapCodec | None = None, bo
     boxes = boxes or cfg.eval.boxes
     if boxes != "gt":
         boxes = str(_need_file(boxes, "eval.boxes", "person detection json"))
-    common = {"input_size": cfg.data.input_size, "codec": codec, "train": train, "keypoint_set": cfg.data.keypoint_set,
-              "seed": cfg.train.seed}
+    common = {"input_size": cfg.data.input_size, "codec": codec, "train": train,
+              "keypoint_set": keypoint_set or resolve_keypoint_set(cfg), "seed": cfg.train.seed}
     if train:
         common["augment"] = cfg.data.augment
     if cfg.data.dataset == "synthetic":
@@ -175,7 +180,7 @@ def build_dataset(cfg: Config, split: str, codec: HeatmapCodec | None = None, bo
         images = _need_file(images, img_key, "image folder")
     if cfg.data.dataset == "coco":
         return CocoKeypoints(ann, images, boxes="gt" if train else boxes, det_score_thr=cfg.eval.det_score_thr,
-                             **common)
+                             category=cfg.data.keypoint_category, **common)
     from ..data import MPIIDataset
 
     mat = None if train or not cfg.data.val_gt_mat else _need_file(cfg.data.val_gt_mat, "data.val_gt_mat",
@@ -273,8 +278,10 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     resume_path = (out_dir / "last.pt") if resume is True else (Path(resume) if resume else None)
     if resume_path is not None and not resume_path.is_file():
         raise CheckpointError(f"--resume: checkpoint {resume_path} does not exist")
+    keypoint_set = resolve_keypoint_set(cfg)
+    cfg = apply_flip_choice(cfg, keypoint_set)  # saved below with the flips it actually uses
     if resume_path is not None:
-        _check_resume_fits(cfg, resume_path)  # before anything in the run folder is touched (config.yaml)
+        _check_resume_fits(cfg, resume_path, keypoint_set)  # before anything in the run folder is touched
     use_amp = cfg.train.amp and dev.type == "cuda"
     cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
@@ -291,7 +298,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
             logging.getLogger("fasterpose").addHandler(log_handler)
         else:  # rank 0 logs for everyone
             logging.getLogger("fasterpose").setLevel(logging.WARNING)
-        result = _train(cfg, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
+        result = _train(cfg, keypoint_set, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
         failed = False
         return result
     finally:
@@ -323,7 +330,7 @@ def _remove_run_without_checkpoint(out_dir: Path) -> None:
         out_dir.rmdir()
 
 
-def _check_resume_fits(cfg: Config, resume_path: Path) -> None:
+def _check_resume_fits(cfg: Config, resume_path: Path, keypoint_set: KeypointSet) -> None:
     """The checkpoint to resume must hold the model the config builds; say which differs, before writing anything."""
     from ..checkpoint import load_checkpoint
 
@@ -331,7 +338,13 @@ def _check_resume_fits(cfg: Config, resume_path: Path) -> None:
     if "optimizer" not in ckpt:
         raise CheckpointError(f"{resume_path} is an inference-only checkpoint (no optimizer state); it cannot be "
                               "resumed. Start a new run with --out NEW_FOLDER; nothing was written")
-    have = build_model(cfg, pretrained=False).state_dict()
+    theirs_set = PoseSpec.from_dict(ckpt["spec"]).keypoint_set
+    if theirs_set != keypoint_set:
+        raise ConfigError(f"--resume {resume_path}: the checkpoint predicts keypoint set {theirs_set.name!r} "
+                          f"({theirs_set.num_keypoints} keypoints) but the config gives {keypoint_set.name!r} "
+                          f"({keypoint_set.num_keypoints} keypoints); resume with the run's own config or start a new "
+                          "run with --out NEW_FOLDER; nothing was written")
+    have = build_model(cfg, pretrained=False, keypoint_set=keypoint_set).state_dict()
     theirs = ckpt.get("model") or {}
     missing = [k for k in have if k not in theirs]
     mismatched = [k for k in have if k in theirs and tuple(theirs[k].shape) != tuple(have[k].shape)]
@@ -364,27 +377,27 @@ def cpu_bf16_enabled(mode: str) -> bool:
     return mode == "bf16" or native
 
 
-def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.DistInfo, use_amp: bool,
+def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: Path | None, dist_info: D.DistInfo,
+           use_amp: bool,
            on_iteration: Callable[[int], None] | None, cpu_bf16: bool = False) -> TrainResult:
     dev, main, world = dist_info.device, dist_info.is_main, dist_info.world_size
     t_cfg = cfg.train
 
     # ---- data
     codec = build_codec(cfg)
-    spec = build_spec(cfg, codec)
-    keypoint_set = get_keypoint_set(cfg.data.keypoint_set)
+    spec = build_spec(cfg, codec, keypoint_set)
     if main:  # rank 0 generates/caches the synthetic data first, the others then find it complete
-        train_set = build_dataset(cfg, "train", codec)
+        train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
     D.barrier()
     if not main:
-        train_set = build_dataset(cfg, "train", codec)
+        train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
     val_set = None
     if t_cfg.val_every > 0:
         if main:
-            val_set = build_dataset(cfg, "val", codec)
+            val_set = build_dataset(cfg, "val", codec, keypoint_set=keypoint_set)
         D.barrier()
         if not main:
-            val_set = build_dataset(cfg, "val", codec)
+            val_set = build_dataset(cfg, "val", codec, keypoint_set=keypoint_set)
         if len(val_set) == 0:  # found now, not after the whole training time was spent
             source = "the synthetic val split" if cfg.data.dataset == "synthetic" else cfg.data.val_ann
             raise DataError(f"the validation set ({source}) has no persons "
@@ -400,7 +413,7 @@ def _train(cfg: Config, out_dir: Path, resume_path: Path | None, dist_info: D.Di
                 iters_per_epoch, t_cfg.batch_size * world, t_cfg.batch_size, world)
 
     # ---- model, loss, optimizer
-    model = build_model(cfg, pretrained=resume_path is None).to(dev)
+    model = build_model(cfg, pretrained=resume_path is None, keypoint_set=keypoint_set).to(dev)
     memory_format = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
     if t_cfg.channels_last:
         model = model.to(memory_format=memory_format)

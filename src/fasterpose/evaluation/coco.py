@@ -32,10 +32,13 @@ from pycocotools.cocoeval import COCOeval
 
 from ..errors import DataError
 from ..io_utils import atomic_write_json
-from ..keypoints import COCO17
+from ..keypoints import COCO17, KeypointSet
 from .nms import oks_nms, soft_oks_nms
 
 __all__ = [
+    "DEFAULT_OKS_SIGMA",
+    "category_sigmas",
+    "oks_sigmas",
     "STAT_NAMES",
     "evaluate_keypoints",
     "format_table",
@@ -207,6 +210,36 @@ def rescore(keypoints: np.ndarray, box_scores: np.ndarray, kpt_thr: float = 0.2)
 
 
 _rescore = rescore  # reachable inside functions whose ``rescore`` flag shadows it
+
+
+#: OKS sigma of every keypoint of a set that brings none (neither in the config nor in its annotation category):
+#: between COCO's eyes (0.025) and hips (0.107). AP computed with it compares models on one dataset, not datasets;
+#: reports say when it was used.
+DEFAULT_OKS_SIGMA = 0.05
+
+
+def oks_sigmas(keypoint_set: KeypointSet) -> tuple[np.ndarray, bool]:
+    """The OKS sigmas for ``keypoint_set``, and whether they are :data:`DEFAULT_OKS_SIGMA` (the set has none)."""
+    if keypoint_set.sigmas is not None:
+        return np.asarray(keypoint_set.sigmas, dtype=np.float64), False
+    return np.full(keypoint_set.num_keypoints, DEFAULT_OKS_SIGMA), True
+
+
+def category_sigmas(coco_gt: COCO, category_id: Any) -> tuple[np.ndarray | None, str]:
+    """OKS sigmas for a keypoint category of the ground truth, and where they come from.
+
+    The category's keypoint set (:func:`fasterpose.data.keypoint_category.keypoint_set_from_category`: COCO-17's
+    sigmas for COCO's names, a ``sigmas`` list of the category, else :data:`DEFAULT_OKS_SIGMA`). ``(None,
+    "COCO-17")`` when the category declares no keypoint names (pycocotools' COCO-17 sigmas then apply).
+    """
+    from ..data.keypoint_category import keypoint_set_from_category
+
+    cat = coco_gt.cats.get(category_id) or {}
+    if not isinstance(cat.get("keypoints"), list) or not cat["keypoints"]:
+        return None, "COCO-17"
+    sig, default = oks_sigmas(keypoint_set_from_category(cat, "annotations"))
+    return sig, (f"default {DEFAULT_OKS_SIGMA:g} for every keypoint (the category has no sigmas)" if default
+                 else f"of keypoint set {cat.get('name')!r}")
 
 
 def _resolve_sigmas(sigmas: np.ndarray | Sequence[float] | None, num_keypoints: int) -> np.ndarray:
@@ -427,7 +460,8 @@ def evaluate_keypoints(
         nms: ``"oks"``, ``"soft"`` or ``None``.
         nms_thr: NMS threshold.
         kpt_thr: rescoring keypoint threshold.
-        sigmas: OKS sigmas ``(K,)`` for the NMS **and** COCOeval; default COCO-17 (required when K != 17).
+        sigmas: OKS sigmas ``(K,)`` for the NMS **and** COCOeval; default: those of the results' category
+            (:func:`category_sigmas`: COCO-17's for COCO, the category's ``sigmas``, else the default sigma).
 
     Returns:
         ``{name: value}`` for the ten :data:`STAT_NAMES` (python floats; -1.0 where pycocotools has no data).
@@ -444,6 +478,9 @@ def evaluate_keypoints(
     k = len(results[0]["keypoints"]) // 3
     if len({len(r["keypoints"]) for r in results}) != 1:
         raise DataError("results: entries have keypoint lists of different lengths; evaluate one category at a time")
+    if sigmas is None:
+        sigmas, source = category_sigmas(coco_gt, results[0]["category_id"])
+        logger.info("OKS sigmas: %s", source)
     try:
         sig = _resolve_sigmas(sigmas, k)
     except ValueError as e:

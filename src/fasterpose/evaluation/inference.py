@@ -21,7 +21,7 @@ from ..codec import HeatmapCodec, flip_back
 from ..engine import distributed as D
 from ..geometry import crop_to_image
 from ..keypoints import KeypointSet
-from .coco import evaluate_keypoints, make_results, write_results
+from .coco import evaluate_keypoints, make_results, oks_sigmas, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -153,32 +153,54 @@ def evaluate_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCod
                      device: torch.device | str = "cpu", amp: bool = False, rescore: bool = True,
                      nms: str | None = "oks", nms_thr: float = 0.9, kpt_thr: float = 0.2,
                      results_path: str | os.PathLike | None = None, progress: bool = False) -> dict[str, Any]:
-    """Predict a dataset and score it: COCO keypoint AP (datasets with ``.coco``) or MPII PCKh.
+    """Predict a dataset and score it: COCO keypoint AP (datasets with ``.coco``), PCK, or MPII PCKh.
 
-    COCO: :func:`fasterpose.evaluation.make_results` (rescoring, OKS-NMS) then pycocotools' COCOeval through
-    :func:`fasterpose.evaluation.evaluate_keypoints`; the results json is written to ``results_path`` (rank 0).
+    COCO format: :func:`fasterpose.evaluation.make_results` (rescoring, OKS-NMS) then pycocotools' COCOeval through
+    :func:`fasterpose.evaluation.evaluate_keypoints`, both with the set's OKS sigmas
+    (:func:`fasterpose.evaluation.coco.oks_sigmas`); the results json is written to ``results_path`` (rank 0). A
+    set without sigmas is scored with
+    :data:`~fasterpose.evaluation.coco.DEFAULT_OKS_SIGMA` (``sigmas_source: "default"``) and, with ground-truth
+    boxes, PCK@0.2 of the box size (:func:`fasterpose.evaluation.pck.pck`) becomes the headline.
     MPII: :func:`fasterpose.evaluation.pckh` against the dataset's ``gt_joints``/``gt_visible``/``head_sizes``.
 
     Returns:
-        On every rank: the stats (``AP``, ``AP50``, ... or ``Head`` ... ``Mean``) plus ``metric`` (the headline
-        name, ``"AP"`` or ``"Mean"``), ``num_persons`` and ``seconds`` (inference time).
+        On every rank: the stats (``AP``, ``AP50``, ..., ``sigmas``, ``sigmas_source``, and ``PCK``, ``AUC``,
+        ``EPE`` for sets without sigmas; or ``Head`` ... ``Mean``) plus ``metric`` (the headline name, ``"AP"``,
+        ``"PCK"`` or ``"Mean"``), ``num_persons`` and ``seconds`` (inference time).
     """
     preds = predict_dataset(model, dataset, codec, keypoint_set, activation=activation, flip_test=flip_test,
                             batch_size=batch_size, workers=workers, device=device, amp=amp, progress=progress)
     stats: dict[str, Any] | None = None
     if not D.is_distributed() or torch.distributed.get_rank() == 0:
         if hasattr(dataset, "coco"):
+            sigmas, default = oks_sigmas(keypoint_set)
             results = make_results(preds["image_id"], preds["keypoints"], preds["box_score"], preds["area"],
-                                   rescore=rescore, nms=nms, nms_thr=nms_thr, kpt_thr=kpt_thr,
-                                   sigmas=keypoint_set.sigmas)
+                                   rescore=rescore, nms=nms, nms_thr=nms_thr, kpt_thr=kpt_thr, sigmas=sigmas,
+                                   category_id=getattr(dataset, "category_id", 1))
             if results_path is not None:
                 write_results(results_path, results)
-            stats = {**evaluate_keypoints(dataset.coco, results, sigmas=keypoint_set.sigmas), "metric": "AP"}
+            stats = {**evaluate_keypoints(dataset.coco, results, sigmas=sigmas), "metric": "AP",
+                     "sigmas": [float(s) for s in sigmas], "sigmas_source": "default" if default else "keypoint set"}
+            if default and getattr(dataset, "boxes", None) == "gt":  # no meaningful sigmas: PCK is the headline
+                stats.update(_pck_stats(dataset, preds, keypoint_set))
+                stats["metric"] = "PCK"
         else:
             stats = {**_pckh_stats(dataset, preds), "metric": "Mean"}
         stats["num_persons"] = int(len(preds["index"]))
         stats["seconds"] = float(preds["seconds"])
     return D.broadcast_object(stats)
+
+
+def _pck_stats(dataset: Any, preds: dict[str, Any], keypoint_set: KeypointSet) -> dict[str, Any]:
+    """PCK@0.2 of the ground-truth box size, AUC and EPE of predictions on a dataset with ground-truth boxes."""
+    from .pck import pck
+
+    index = preds["index"]
+    gt = np.asarray(dataset.gt_keypoints, dtype=np.float64)[index]
+    out = pck(preds["keypoints"][:, :, :2], gt[:, :, :2], gt[:, :, 2] > 0, np.asarray(dataset.box_sizes)[index],
+              names=keypoint_set.names)
+    return {"PCK": out["PCK"], "AUC": out["AUC"], "EPE": out["EPE"], "pck_threshold": out["threshold"],
+            "pck_per_keypoint": out["per_keypoint"]}
 
 
 def _pckh_stats(dataset: Any, preds: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """MPII PCKh, following the evaluation of SimpleBaseline / HRNet (``lib/dataset/mpii.py::evaluate``).
 
-A joint is correct when ``||pred - gt|| / head_size <= threshold``; only visible ground-truth joints count.
+A joint is correct when ``||pred - gt|| / head_size <= threshold`` (:func:`fasterpose.evaluation.pck.correct_fraction`,
+shared with the box-size PCK of other keypoint sets); only visible ground-truth joints count.
 ``head_size`` is ``0.6 * ||head box diagonal||`` (``SC_BIAS = 0.6``) with the official head boxes of
 ``gt_valid.mat`` (:func:`load_mpii_gt_valid`, :func:`head_sizes_from_gt_valid`). Without that file,
 :func:`head_sizes_from_joints` approximates it from the annotated head segment.
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..keypoints import MPII16
+from .pck import correct_fraction, normalized_errors
 
 __all__ = [
     "HEAD_SIZE_FROM_SEGMENT",
@@ -107,13 +109,12 @@ def pckh(
     thresholds = tuple(float(t) for t in thresholds)
     if not thresholds:
         raise ValueError("pckh: at least one threshold is needed")
-    err = np.linalg.norm(pred - gt, axis=-1) / np.where(head_sizes > 0, head_sizes, 1.0)[:, None]  # (N, K)
-    count = vis.sum(0)  # (K,)
+    err = normalized_errors(pred, gt, head_sizes)  # (N, K)
     mean_mask = np.ones(k, dtype=bool)
     mean_mask[list(_EXCLUDED_FROM_MEAN)] = False
-    out: dict[str, Any] = {"thresholds": list(thresholds), "joint_count": count.tolist(), "per_joint": {}}
+    out: dict[str, Any] = {"thresholds": list(thresholds), "joint_count": vis.sum(0).tolist(), "per_joint": {}}
     for j, t in enumerate(thresholds):
-        correct = ((err <= t) & vis).sum(0)  # (K,)
+        correct, count = correct_fraction(err, vis, t)  # (K,), (K,)
         with np.errstate(invalid="ignore", divide="ignore"):
             per_joint = 100.0 * correct / count
         total = count[mean_mask].sum()
