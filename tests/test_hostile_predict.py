@@ -319,6 +319,21 @@ def test_sigint_on_a_folder_keeps_the_images_done(tiny_model: Path, photos: Path
                                                      "messi5.jpg", "results.json"]
 
 
+def test_sigint_on_a_video_keeps_the_frames_before_it(tiny_model: Path, tmp_path: Path) -> None:
+    """A real SIGINT at the fourth frame: exit 0, results and a readable drawn video of the three frames before."""
+    import cv2
+
+    out = tmp_path / "out"
+    proc = run_cli(_predict(tiny_model, PEOPLE / "vtest_short.avi", out),
+                   prelude=self_signal("fasterpose.commands.predict:_Run.process", 4, "SIGINT"))
+    assert_exit(proc, 0)
+    assert "interrupted: kept the 3 frames" in proc.stdout
+    assert sorted({r["frame"] for r in json.loads((out / "results.json").read_text())}) == [0, 1, 2]
+    video = cv2.VideoCapture(str(out / "vtest_short_pose.mp4"))
+    assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    video.release()
+
+
 @pytest.mark.parametrize("source", ["folder", "video"])
 def test_sigkill_leaves_the_folder_as_before_and_the_next_run_cleans_up(tiny_model: Path, photos: Path,
                                                                         tmp_path: Path, source: str) -> None:
