@@ -106,7 +106,8 @@ def test_into_another_runs_folder_is_refused(tiny_model: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("option, value", [
     ("--det-thr", "nan"), ("--det-thr", "-1"), ("--kpt-thr", "5"), ("--kpt-thr", "nan"), ("--threads", "0"),
-    ("--threads", "100000"), ("--max-frames", "0"),
+    ("--threads", "100000"), ("--max-frames", "0"), ("--det-every", "0"), ("--redetect-thr", "nan"),
+    ("--redetect-thr", "-1"),
 ])
 def test_bad_numbers_are_refused_before_any_work(tiny_model: Path, tmp_path: Path, option: str, value: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,12 +11,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create_model", "list_models", "Predictor"]
+__all__ = ["__version__", "create_model", "list_models", "Predictor", "Pipeline", "OnnxDetector"]
 
 _LAZY = {
     "create_model": ("fasterpose.models", "create_model"),
     "list_models": ("fasterpose.models", "list_models"),
     "Predictor": ("fasterpose.deploy.predictor", "Predictor"),
+    "Pipeline": ("fasterpose.pipeline", "Pipeline"),
+    "OnnxDetector": ("fasterpose.detect", "OnnxDetector"),
 }
 
 

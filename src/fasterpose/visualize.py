@@ -25,6 +25,7 @@ def draw_poses(
     radius: int | None = None,
     thickness: int | None = None,
     copy: bool = True,
+    labels: list[str] | None = None,
 ) -> np.ndarray:
     """Draw limbs, joints and optionally person boxes.
 
@@ -38,6 +39,7 @@ def draw_poses(
         radius: joint circle radius in pixels (default: from the image size).
         thickness: limb line thickness in pixels (default: from the image size).
         copy: draw on a copy (default) instead of in place.
+        labels: optional text per person (e.g. its track id), written above its highest confident keypoint.
 
     Returns:
         The drawn ``(H, W, 3)`` BGR uint8 image.
@@ -81,4 +83,11 @@ def draw_poses(
             center = (int(round(person[k, 0])), int(round(person[k, 1])))
             cv2.circle(canvas, center, radius, kpt_colors[k], -1, cv2.LINE_AA)
             cv2.circle(canvas, center, radius, (255, 255, 255), 1, cv2.LINE_AA)
+    for person, text in zip(kpts, labels or []):
+        ok = np.isfinite(person).all(axis=1) & (person[:, 2] >= kpt_thr)
+        if ok.any():
+            top = person[ok][np.argmin(person[ok, 1])]
+            org = (int(round(top[0])) - 6 * len(text), max(int(round(top[1])) - 3 * radius, 12))
+            cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas

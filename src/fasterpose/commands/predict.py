@@ -1,8 +1,13 @@
 """``fasterpose predict INPUT``: poses on an image, a folder, a video file or a webcam; drawn skeletons + results json.
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
-by file name, image id or frame index), ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG
-people detector (``--hog``; weak but dependency-free).
+by file name, image id or frame index), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files,
+:mod:`fasterpose.detect`), ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector
+(``--hog``; weak but dependency-free).
+
+Videos and webcams go through a :class:`~fasterpose.pipeline.Pipeline`: boxes every ``--det-every`` frames and
+pose-guided boxes between, track ids (``track_id`` in the results, drawn beside each person), optional one-euro
+smoothing (``--smooth``).
 
 Outputs in ``--out`` (default ``predictions``):
 
@@ -34,7 +39,6 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     boxes.add_argument("--boxes", metavar="DETS.json", help="person detections (COCO results or wrapper json)")
     boxes.add_argument("--full-image", action="store_true", help="one person box = the whole image")
     boxes.add_argument("--hog", action="store_true", help="OpenCV HOG people detector (the default)")
+    boxes.add_argument("--detector", metavar="FILE.onnx",
+                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11")
+    parser.add_argument("--detector-layout", choices=("yolox", "rtmdet", "yolox_raw", "ultralytics", "ultralytics_nms"),
+                        help="the --detector file's layout (default: read from the graph)")
+    parser.add_argument("--det-every", type=int, default=1, metavar="N",
+                        help="videos: detect every N frames, boxes from the last poses between (default 1)")
+    parser.add_argument("--redetect-thr", type=float, default=0.3, metavar="S",
+                        help="videos with --det-every > 1: detect again on the next frame when a person's mean "
+                        "keypoint score drops below S (default 0.3; 0 = never early)")
+    parser.add_argument("--smooth", action="store_true", help="videos: one-euro smoothing of the keypoints per track")
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"),
                         help="default: torch for --checkpoint, onnxruntime for --onnx")
@@ -93,34 +107,29 @@ def _open_video(source: str | int) -> Any:
     return cap
 
 
-def _frames(cap: Any, first: np.ndarray, max_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
-    """Frames ``(index, image)`` starting with the already-read ``first`` one."""
-    frame, index = first, 0
-    while max_frames is None or index < max_frames:
-        yield index, frame
-        index += 1
-        ok, frame = cap.read()
-        if not ok:
-            break
-
-
 class _Boxes:
     """Person boxes per image / frame from the chosen source."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.mode = "boxes" if args.boxes else ("full" if args.full_image else "hog")
+        self.mode = "boxes" if args.boxes else "full" if args.full_image else "detector" if args.detector else "hog"
         self.det_thr = args.det_thr
         self.dets = None
         self.path = args.boxes
+        self.detector: Any = None
         if self.mode == "boxes":
             from ..data.detections import read_detections
 
             self.dets = read_detections(args.boxes, score_thr=args.det_thr)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
         elif self.mode == "hog":
-            from ..deploy.crops import hog_people_boxes
+            from ..detect import HogDetector
 
-            hog_people_boxes(np.zeros((128, 64, 3), np.uint8))  # fails early with a clear error without HOG
+            self.detector = HogDetector(score_thr=args.det_thr)
+        elif self.mode == "detector":
+            from ..detect import OnnxDetector
+
+            self.detector = OnnxDetector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
+                                         threads=args.threads)
 
     def image_id(self, path: Path, fallback: int) -> int | None:
         """Image id of a file: from the detection file (name, then digits of the stem), else ``fallback``.
@@ -146,10 +155,7 @@ class _Boxes:
             return np.asarray(match_detections(self.dets, int(image_id)), dtype=np.float64).reshape(-1, 5)
         if self.mode == "full":
             return np.array([[0.0, 0.0, image.shape[1], image.shape[0], 1.0]])
-        from ..deploy.crops import hog_people_boxes
-
-        boxes = hog_people_boxes(image)
-        return boxes[boxes[:, 4] >= self.det_thr]
+        return self.detector(image)
 
 
 # ---------------------------------------------------------------------- main loop
@@ -173,18 +179,26 @@ class _Run:
         self.model_ms = 0.0
         self.pre_ms = 0.0
         self.post_ms = 0.0
+        self.pipeline: Any = None  # videos: set by _run_video
+        self.stage_ms = {"read": 0.0, "draw": 0.0, "write": 0.0}
 
     def process(self, image: np.ndarray, image_id: int, file_name: str, frame: int | None = None) -> np.ndarray:
         from ..deploy.predictor import clip_boxes
         from ..evaluation.coco import make_results
         from ..visualize import draw_poses
 
-        boxes = self.boxes(image, image_id)
-        if len(boxes):
-            _, valid = clip_boxes(boxes[:, :4], image.shape)
-            self.skipped_boxes += int((~valid).sum())
-            boxes = boxes[valid]
-        people = self.predictor(image, boxes)
+        boxes = None
+        if self.pipeline is None or (self.pipeline.detector is None and self.pipeline.wants_detection()):
+            boxes = self.boxes(image, image_id)
+            if len(boxes):
+                _, valid = clip_boxes(boxes[:, :4], image.shape)
+                self.skipped_boxes += int((~valid).sum())
+                boxes = boxes[valid]
+        if self.pipeline is not None:
+            people = self.pipeline(image, boxes)
+            boxes = np.array([np.append(p["box"], p["box_score"]) for p in people]).reshape(-1, 5)
+        else:
+            people = self.predictor(image, boxes)
         t = self.predictor.last_timing
         self.model_ms += t["model_ms"]
         self.pre_ms += t["preprocess_ms"]
@@ -204,14 +218,20 @@ class _Run:
                 r["file_name"] = file_name
                 if frame is not None:
                     r["frame"] = frame
+                if "track_id" in p:
+                    r["track_id"] = p["track_id"]
             self.results.extend(res)
         else:
             kp = np.zeros((0, self.predictor.keypoint_set.num_keypoints, 3))
         if self.args.no_draw and not self.args.show:
             return image
-        return draw_poses(image, kp, self.predictor.keypoint_set, kpt_thr=self.args.kpt_thr,
-                          boxes=boxes[:, :4] if self.args.show_boxes else None,
-                          box_scores=boxes[:, 4] if self.args.show_boxes else None)
+        t0 = time.perf_counter()
+        drawn = draw_poses(image, kp, self.predictor.keypoint_set, kpt_thr=self.args.kpt_thr,
+                           boxes=boxes[:, :4] if self.args.show_boxes else None,
+                           box_scores=boxes[:, 4] if self.args.show_boxes else None,
+                           labels=[f"#{p['track_id']}" for p in people] if self.pipeline is not None else None)
+        self.stage_ms["draw"] += 1e3 * (time.perf_counter() - t0)
+        return drawn
 
 
 def _show(frame: np.ndarray) -> bool:
@@ -417,13 +437,21 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
             if int(run.boxes.dets.meta["frames"]) < total:
                 logger.warning("%s describes %s frames but the video has %d; later frames have no boxes",
                                run.boxes.path, run.boxes.dets.meta["frames"], total)
+        from ..frames import FrameReader, FrameWriter
+        from ..pipeline import Pipeline
+
+        run.pipeline = Pipeline(run.predictor, run.boxes.detector, det_every=args.det_every,
+                                smoothing=True if args.smooth else None, fps=fps, kpt_thr=args.kpt_thr,
+                                redetect_thr=args.redetect_thr)
         bar = _progress(total, "frames")
+        reader = FrameReader(cap, first, args.max_frames)
+        frame_writer = FrameWriter(writer) if writer is not None else None
         drawn_frames = 0
         try:
-            for index, frame in _frames(cap, first, args.max_frames):
+            for index, frame in reader:
                 drawn = run.process(frame, index, name, frame=index)
-                if writer is not None:
-                    writer.write(drawn)
+                if frame_writer is not None:
+                    frame_writer.write(drawn)
                     drawn_frames += 1
                 bar.update()
                 if args.show and _show(drawn):
@@ -437,7 +465,12 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
             else:
                 logger.info("stopped by the user")  # webcam: Ctrl-C ends the recording normally
         finally:
+            reader.close()
+            run.stage_ms["read"] = reader.wait_ms
             bar.close()
+            if frame_writer is not None:
+                frame_writer.close()
+                run.stage_ms["write"] = frame_writer.wait_ms
             if writer is not None:
                 writer.release()
     finally:
@@ -489,6 +522,13 @@ def run(args: argparse.Namespace) -> int:
                           f"are SVM margins), got {args.det_thr}")
     if not 0.0 <= args.kpt_thr <= 1.0:
         raise ConfigError(f"--kpt-thr must be in [0, 1] (keypoint scores are heatmap peaks), got {args.kpt_thr}")
+    if args.det_every < 1:
+        raise DataError(f"--det-every must be >= 1 (1 = detect on every frame), got {args.det_every}")
+    if not 0.0 <= args.redetect_thr <= 1.0:  # also false for NaN
+        raise ConfigError(f"--redetect-thr must be in [0, 1] (a mean keypoint score; 0 = never early), got "
+                          f"{args.redetect_thr}")
+    if args.detector_layout and not args.detector:
+        raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
     boxes = _Boxes(args)
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
@@ -585,6 +625,14 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
     print(f"ms per {unit[:-1]}: total {1e3 * wall / n:.1f} (read, boxes, crop, model, decode, draw, write), "
           f"model {run_.model_ms / n:.1f}, crop+normalize {run_.pre_ms / n:.1f}, "
           f"decode+map back {run_.post_ms / n:.1f}")
+    if run_.pipeline is not None:
+        s = run_.pipeline.summary()
+        print(f"ms per frame by stage: read (waiting) {run_.stage_ms['read'] / n:.1f}, detect {s['detect_ms']:.1f} "
+              f"({s['detection_frames']} of {s['frames']} frames, --det-every {run_.pipeline.det_every}), pose "
+              f"{s['pose_ms']:.1f} (model {s['model_ms']:.1f}), track {s['track_ms']:.1f}, smooth "
+              f"{s['smooth_ms']:.1f}, draw {run_.stage_ms['draw'] / n:.1f}, write (waiting) "
+              f"{run_.stage_ms['write'] / n:.1f}; "
+              f"{len(set(r['track_id'] for r in run_.results))} tracks")
     if missing:
         print(f"{missing} images skipped: no entry in {args.boxes}")
     if run_.unreadable:

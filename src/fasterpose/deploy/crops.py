@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.keypoint_category import keypoint_categories
+from ..detect.hog import hog_people_boxes
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
 from ..spec import PoseSpec
@@ -27,36 +28,6 @@ _PADDING = 1.25
 # (flip, scale factor, rotation) variants used to enlarge small calibration sources.
 _VARIANTS = ((False, 1.0, 0.0), (True, 1.0, 0.0), (False, 0.85, 0.0), (True, 1.15, 0.0), (False, 1.0, 20.0),
              (True, 1.0, -20.0), (False, 1.25, 10.0), (True, 0.75, -10.0))
-
-
-def hog_people_boxes(image: np.ndarray, max_side: int = 640) -> np.ndarray:
-    """OpenCV's HOG + linear SVM people detector (Dalal & Triggs), run on the image shrunk to ``max_side``.
-
-    Args:
-        image: ``(H, W, 3)`` BGR uint8.
-        max_side: longer image side used for detection (speed); boxes are mapped back to the full image.
-
-    Returns:
-        ``(M, 5)`` boxes ``(x, y, w, h, score)`` in image pixels; the score is the SVM margin (not a probability).
-
-    Raises:
-        DataError: this OpenCV build has no HOG people detector (OpenCV >= 5 removed it).
-    """
-    import cv2
-
-    if not hasattr(cv2, "HOGDescriptor") or not hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector"):
-        raise DataError(f"this OpenCV ({cv2.__version__}) has no HOG people detector (removed in OpenCV 5); "
-                        "pass person boxes with --boxes DETECTIONS.json or use --full-image, or install "
-                        "'opencv-python-headless<5'")
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-    factor = min(1.0, max_side / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else image
-    rects, weights = hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
-    if len(rects) == 0:
-        return np.zeros((0, 5))
-    boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4) / factor
-    return np.concatenate([boxes, np.asarray(weights, dtype=np.float64).reshape(-1, 1)], axis=1)
 
 
 def _read_image(path: Path) -> np.ndarray:
