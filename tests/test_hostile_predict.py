@@ -125,18 +125,22 @@ def test_input_that_is_a_fifo_is_refused_not_waited_on(tiny_model: Path, tmp_pat
     assert_refused(capsys.readouterr().err, "photo.jpg is not a regular file")
 
 
-@pytest.mark.parametrize("what", ["boxes_dir", "boxes_device", "model_dir", "model_text"])
+@pytest.mark.parametrize("what", ["boxes_dir", "boxes_device", "model_dir", "model_text", "detector_dir",
+                                  "detector_text", "detector_is_the_pose_model"])
 def test_inputs_that_are_not_files(tiny_model: Path, tmp_path: Path, what: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     fake = tmp_path / "model.onnx"
     fake.write_text("this is not an ONNX model")
-    args = {"boxes_dir": ["--boxes", str(tmp_path)], "boxes_device": ["--boxes", "/dev/null"]}.get(what, [])
+    args = {"boxes_dir": ["--boxes", str(tmp_path)], "boxes_device": ["--boxes", "/dev/null"],
+            "detector_dir": ["--detector", str(tmp_path)], "detector_text": ["--detector", str(fake)],
+            "detector_is_the_pose_model": ["--detector", str(tiny_model.with_suffix(".onnx"))]}.get(what, [])
     model = {"model_dir": tmp_path, "model_text": fake}.get(what, tiny_model.with_suffix(".onnx"))
     out = tmp_path / "out"
     cmd = ["predict", str(PEOPLE / "messi5.jpg"), "--onnx", str(model), "--out", str(out), *args]
     assert main(cmd) == 2
     expected = {"boxes_dir": "is a directory", "boxes_device": "not a regular file", "model_dir": "is a directory",
-                "model_text": "model.onnx"}[what]
+                "model_text": "model.onnx", "detector_dir": "is a directory", "detector_text": "model.onnx",
+                "detector_is_the_pose_model": "--detector-layout"}[what]
     assert_refused(capsys.readouterr().err, expected)
     assert not out.exists()
 
