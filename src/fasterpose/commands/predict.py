@@ -26,8 +26,10 @@ An output that would replace one of the inputs (``--out`` = the input folder, or
 before any work, and so is one whose path is a directory or a device; a symlink is written through.
 
 Everything is written to a staging folder / temporary files and moved into place at the end, so an unreadable
-image or video leaves no partial outputs. An image that the ``--boxes`` file does not know (neither its file name
-nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error (wrong file).
+video leaves no partial outputs; an unreadable image in a folder is skipped and named. Ctrl-C keeps the frames or
+images done so far (``results_incomplete.json`` marks them). The run holds ``--out`` (``io_utils.exclusive_folder``):
+a second run into it at the same time is refused. An image that the ``--boxes`` file does not know (neither its
+file name nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error.
 Video frames without detections simply have no persons.
 """
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import tempfile
 import time
@@ -43,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +193,7 @@ class _Run:
         self.persons = 0
         self.skipped_boxes = 0
         self.unreadable: list[str] = []
+        self.missing = 0  # images the --boxes file does not know
         self.truncated: list[str] = []
         self.interrupted = False
         self.model_ms = 0.0
@@ -290,12 +294,22 @@ def _truncated(path: Path) -> bool:
 
 def drawn_image_names(files: list[Path]) -> dict[Path, str]:
     """Output file name of each input image: ``<stem>.jpg``, or ``<stem>_<ext>.jpg`` when two inputs share a stem
-    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``), so no drawing replaces another."""
+    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``; a number when that is not enough,
+    as for ``photo.JPG`` and ``photo.jpg``), so no drawing replaces another."""
     stems: dict[str, int] = {}
     for f in files:
         stems[f.stem] = stems.get(f.stem, 0) + 1
-    return {f: f"{f.stem}.jpg" if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.jpg"
-            for f in files}
+    names: dict[Path, str] = {}
+    used: set[str] = set()  # compared without case: some file systems (macOS, Windows) do not tell case apart
+    for f in files:
+        base = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}"
+        name, n = f"{base}.jpg", 1
+        while name.lower() in used:  # photo.JPG and photo.jpg: photo_jpg.jpg and photo_jpg_2.jpg
+            n += 1
+            name = f"{base}_{n}.jpg"
+        used.add(name.lower())
+        names[f] = name
+    return names
 
 
 def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
@@ -334,19 +348,17 @@ def _check_not_another_run(out: Path, file_names: set[str]) -> None:
                         "drawings. Write to a new folder, or remove that run's outputs first")
 
 
-def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+def _draw_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace, out_names: dict[Path, str],
+                 written: list[Path], bar: Any) -> None:
+    """Predict and draw each image into ``stage``, appending the drawings to ``written`` as they are made."""
     import cv2
 
-    out_names = drawn_image_names(files)
-    written: list[Path] = []
-    missing = 0
-    bar = _progress(len(files), "images") if len(files) > 1 else None
     for index, path in enumerate(files):
         image_id = run.boxes.image_id(path, index)
         if image_id is None:
             logger.warning("%s has no entry in %s (neither its file name nor an id); skipped", path.name,
                            run.boxes.path)
-            missing += 1
+            run.missing += 1
             if bar is not None:
                 bar.update()
             continue
@@ -366,15 +378,35 @@ def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namesp
         drawn = run.process(image, image_id, path.name)
         if not args.no_draw:
             target = stage / out_names[path]
-            if not cv2.imwrite(str(target), drawn):
-                raise DataError(f"could not write {target}")
+            if not cv2.imwrite(str(target), drawn):  # OpenCV says only False: a full disk, a size limit, ...
+                raise DataError(f"could not write the drawing of {path.name} into --out {stage.parent} (disk full, "
+                                "file-size limit or no permission); free some space or choose another --out. Nothing "
+                                "was written there")
             written.append(target)
         if args.show and _show(drawn):
             break
         if bar is not None:
             bar.update()
+
+
+def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+    out_names = drawn_image_names(files)
+    written: list[Path] = []
+    bar = _progress(len(files), "images") if len(files) > 1 else None
+    try:
+        _draw_images(run, files, stage, args, out_names, written, bar)
+    except KeyboardInterrupt:
+        # Ctrl-C keeps what was done: the images so far are written, results.json is marked incomplete.
+        run.interrupted = True
+        logger.warning("interrupted after %d of %d images: keeping their drawings and results (results.json is marked "
+                       "incomplete)", run.frames, len(files))
     if bar is not None:
         bar.close()
+    missing = run.missing
+    if run.interrupted:
+        if not run.frames:
+            raise KeyboardInterrupt  # nothing done yet: nothing to keep
+        return written, missing
     if run.unreadable and len(run.unreadable) + missing == len(files):
         raise DataError(f"none of the {len(files)} images could be read; nothing was written")
     if missing == len(files):
@@ -435,11 +467,13 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         bar = _progress(total, "frames")
         reader = FrameReader(cap, first, args.max_frames)
         frame_writer = FrameWriter(writer) if writer is not None else None
+        drawn_frames = 0
         try:
             for index, frame in reader:
                 drawn = run.process(frame, index, name, frame=index)
                 if frame_writer is not None:
                     frame_writer.write(drawn)
+                    drawn_frames += 1
                 bar.update()
                 if args.show and _show(drawn):
                     break
@@ -464,6 +498,8 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         cap.release()
     if run.frames == 0:
         raise DataError(f"no frame of {source} could be decoded")
+    if target is not None:
+        _check_written_video(target, drawn_frames)
     expected = total if not isinstance(source, int) else None
     if expected and not run.interrupted and run.frames < expected and not (args.show and run.frames):
         logger.warning("video %s: decoded %d of the %d frames its header announces (truncated or damaged file); "
@@ -472,19 +508,46 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
     return [target] if target is not None else []
 
 
+def _check_written_video(path: Path, frames: int) -> None:
+    """OpenCV's video writer drops frames it cannot write (a full disk, a file-size limit) with only a log line:
+    read the finished file's header back and refuse a video that is unreadable or holds fewer frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+    if found < 0 or 0 < found < frames:
+        raise DataError(f"could not write the drawn video {path.name} ({'unreadable' if found < 0 else found} of "
+                        f"{frames} frames written: disk full, file-size limit or no permission); free some space, "
+                        "choose another --out, or pass --no-draw. Nothing was written there")
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..cpu import check_threads
     from ..deploy.predictor import Predictor
+    from ..io_utils import exclusive_folder
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()
-    if not webcam and not Path(src).exists():
-        raise DataError(f"input {src} does not exist (give an image, a folder, a video file or a webcam index)")
+    if not webcam and not (Path(src).is_file() or Path(src).is_dir()):  # a FIFO or device would block the reader
+        from ..io_utils import not_a_file
+
+        raise DataError(f"input {src} {not_a_file(src)} (give an image, a folder, a video file or a webcam index)")
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.threads is not None and args.threads < 1:
-        raise DataError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
+    if not 0.0 <= args.det_thr < math.inf:  # also false for NaN
+        raise ConfigError(f"--det-thr must be a finite number >= 0 (a detection file's scores lie in [0, 1], HOG's "
+                          f"are SVM margins), got {args.det_thr}")
+    if not 0.0 <= args.kpt_thr <= 1.0:
+        raise ConfigError(f"--kpt-thr must be in [0, 1] (keypoint scores are heatmap peaks), got {args.kpt_thr}")
     if args.det_every < 1:
         raise DataError(f"--det-every must be >= 1 (1 = detect on every frame), got {args.det_every}")
+    if not 0.0 <= args.redetect_thr <= 1.0:  # also false for NaN
+        raise ConfigError(f"--redetect-thr must be in [0, 1] (a mean keypoint score; 0 = never early), got "
+                          f"{args.redetect_thr}")
     if args.detector_layout and not args.detector:
         raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
     model = args.checkpoint or args.onnx
@@ -515,9 +578,12 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the output folder --out {out} ({e.strerror}); give a writable folder") from e
-    _remove_stale_staging(out)
     try:
-        return _predict(args, src, kind, inputs, out, boxes, predictor)
+        with exclusive_folder(out, "predict"):  # a second run into --out at the same time is refused
+            if not webcam:  # again, now that no other run can write results.json
+                _check_not_another_run(out, {p.name for p in inputs})
+            _remove_stale_staging(out)
+            return _predict(args, src, kind, inputs, out, boxes, predictor)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed run leaves no empty folder behind
@@ -560,8 +626,8 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         atomic_write_json(stage / "keypoint_set.json", predictor.keypoint_set.to_dict())
         marker = results_path.with_name("results_incomplete.json")
         if run_.interrupted:
-            atomic_write_json(stage / marker.name,
-                              {"incomplete": True, "frames": run_.frames, "note": "interrupted by the user"})
+            atomic_write_json(stage / marker.name, {"incomplete": True, "frames" if kind != "images" else "images":
+                                                    run_.frames, "note": "interrupted by the user"})
             written.append(stage / marker.name)
         for f in written:  # the staging folder is inside --out: same file system, atomic renames
             os.replace(f, writable_target(out / f.name))
@@ -595,7 +661,7 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
     if run_.truncated:
         print(f"warning: suspect input (results may be wrong there): {', '.join(run_.truncated)}")
     if run_.interrupted:
-        print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
+        print(f"interrupted: kept the {run_.frames} {unit} processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
         print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
     drawn = f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}" if written else ""

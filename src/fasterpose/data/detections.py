@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io_utils import not_a_file
 
 __all__ = ["Detections", "read_detections", "load_detections", "match_detections"]
 
@@ -65,8 +65,14 @@ def _fail(path: Path, msg: str) -> DataError:
     return DataError(f"{path}: {msg}")
 
 
+# Boxes are kept as float32: a value beyond its range would become infinite there (and any real pixel coordinate is
+# far below it).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    # NaN and infinity fail the comparison; so does an integer too large for a float (``math.isfinite`` would raise)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= _FLOAT32_MAX
 
 
 def read_detections(path: str | os.PathLike, image_ids: list[int] | np.ndarray | set[int] | None = None,
@@ -90,7 +96,7 @@ def read_detections(path: str | os.PathLike, image_ids: list[int] | np.ndarray |
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"detection file {path} does not exist; pass the json written by your person detector "
+        raise DataError(f"detection file {path} {not_a_file(path)}; pass the json written by your person detector "
                         "(COCO results format: a list of {image_id, category_id, bbox, score})")
     try:
         with open(path, encoding="utf-8") as f:

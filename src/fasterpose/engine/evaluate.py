@@ -48,6 +48,11 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     codec = HeatmapCodec(**_codec_for_eval(spec.codec, overrides or [], checkpoint))
     cfg.data.input_size = spec.input_size  # the checkpoint decides what the model needs and what it predicts
     kset = spec.keypoint_set
+    if results_path is not None:  # before any work: an output that is one of the inputs
+        from ..io_utils import check_not_an_input
+
+        boxes = cfg.eval.boxes if cfg.eval.boxes != "gt" else None
+        check_not_an_input(results_path, [checkpoint, cfg.data.val_ann, boxes], "--results")
     if dist_info.is_main:
         dataset = build_dataset(cfg, "val", codec, keypoint_set=kset)
     D.barrier()
