@@ -2,7 +2,8 @@
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
 by file name, image id or frame index; boxes of the model's keypoint category or ``--box-category``, or without
-a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`),
+a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`;
+or a published detector by name, :mod:`fasterpose.detect.zoo`),
 ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but
 dependency-free).
 
@@ -64,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     boxes.add_argument("--boxes", metavar="DETS.json", help="person detections (COCO results or wrapper json)")
     boxes.add_argument("--full-image", action="store_true", help="one person box = the whole image")
     boxes.add_argument("--hog", action="store_true", help="OpenCV HOG people detector (the default)")
-    boxes.add_argument("--detector", metavar="FILE.onnx",
-                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11")
+    boxes.add_argument("--detector", metavar="FILE.onnx|NAME",
+                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11, or "
+                       "a published one by name, downloaded once (`fasterpose weights list`), e.g. yolox_tiny_humanart")
     parser.add_argument("--detector-layout", choices=("yolox", "rtmdet", "yolox_raw", "ultralytics", "ultralytics_nms"),
                         help="the --detector file's layout (default: read from the graph)")
     parser.add_argument("--det-every", type=int, default=1, metavar="N",
@@ -146,10 +148,10 @@ class _Boxes:
 
             self.detector = HogDetector(score_thr=args.det_thr)
         elif self.mode == "detector":
-            from ..detect import OnnxDetector
+            from ..detect.zoo import open_detector
 
-            self.detector = OnnxDetector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
-                                         threads=args.threads)
+            self.detector = open_detector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
+                                          threads=args.threads)
 
     def image_id(self, path: Path, fallback: int) -> int | None:
         """Image id of a file: from the detection file (name, then digits of the stem), else ``fallback``.
