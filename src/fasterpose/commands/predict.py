@@ -143,6 +143,7 @@ class _Boxes:
                 logger.warning("%s: %d boxes of categories other than %d (%s) are ignored", args.boxes, other, wanted,
                                what)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
+            self.digit_ids: dict[str, int] | None = None  # set by match_files for a list that names no files
         elif self.mode == "hog":
             from ..detect import HogDetector
 
@@ -153,8 +154,17 @@ class _Boxes:
             self.detector = open_detector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
                                           threads=args.threads)
 
+    def match_files(self, files: list[Path]) -> None:
+        """Map image files to a plain ``--boxes`` list's ids by the digits in their names, refusing or reporting
+        mappings that may be wrong (:func:`~fasterpose.data.detections.ids_from_file_names`)."""
+        if self.dets is not None and not self.dets.file_names:
+            from ..data.detections import ids_from_file_names
+
+            self.digit_ids = ids_from_file_names(files, set(self.dets.boxes), str(self.path))
+
     def image_id(self, path: Path, fallback: int) -> int | None:
-        """Image id of a file: from the detection file (name, then digits of the stem), else ``fallback``.
+        """Image id of a file: from the detection file (its file name, else the digits of the stem mapped by
+        :meth:`match_files`), else ``fallback``.
 
         Returns ``None`` when a ``--boxes`` file does not know the image.
         """
@@ -162,12 +172,9 @@ class _Boxes:
             return fallback
         if self.dets.file_names:
             return self.names.get(path.name)
-        import re
-
-        digits = re.findall(r"\d+", path.stem)
-        if digits and int(digits[-1]) in self.dets.boxes:
-            return int(digits[-1])
-        return None
+        if self.digit_ids is None:
+            self.match_files([path])
+        return self.digit_ids.get(path.name)
 
     def __call__(self, image: np.ndarray, image_id: int) -> np.ndarray:
         """``(M, 5)`` boxes with scores for one image (already filtered by ``--det-thr``)."""
@@ -392,6 +399,7 @@ def _draw_images(run: _Run, files: list[Path], stage: Path, args: argparse.Names
 
 
 def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+    run.boxes.match_files(files)
     out_names = drawn_image_names(files)
     written: list[Path] = []
     bar = _progress(len(files), "images") if len(files) > 1 else None
