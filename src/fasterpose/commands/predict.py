@@ -564,6 +564,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
                           threads=args.threads, flip_test=False if args.no_flip else None)
     boxes = _Boxes(args, 1 if predictor.spec.category_id is None else predictor.spec.category_id)
+    _warn_if_not_person(predictor.keypoint_set, boxes, args)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
     h, w = predictor.input_size
@@ -598,6 +599,20 @@ def run(args: argparse.Namespace) -> int:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed run leaves no empty folder behind
         raise
+
+
+def _warn_if_not_person(keypoint_set: Any, boxes: _Boxes, args: argparse.Namespace) -> None:
+    """Warn when a person detector gives the boxes of a model whose keypoints are not a person's (an animal, a hand,
+    a car): it would find the persons in the image, not the model's objects."""
+    from ..keypoint_names import looks_like_person
+
+    if boxes.mode not in ("hog", "detector") or looks_like_person(keypoint_set.name, keypoint_set.names):
+        return
+    source = "OpenCV's HOG people detector (the default)" if boxes.mode == "hog" else f"--detector {args.detector}"
+    names = ", ".join(keypoint_set.names[:4]) + (", ..." if keypoint_set.num_keypoints > 4 else "")
+    logger.warning("the model's keypoints (%s: %s) are not a person's, but its boxes come from %s, which finds "
+                   "persons only: give the boxes of your objects with --boxes DETS.json, or use --full-image when "
+                   "each image shows one object", keypoint_set.name, names, source)
 
 
 def _remove_stale_staging(out: Path) -> None:
