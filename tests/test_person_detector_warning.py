@@ -61,3 +61,12 @@ def test_predict_warns_for_person_detector(dog_model: Path, tmp_path: Path, capl
         assert main(["predict", str(image), "--checkpoint", str(dog_model), "--full-image", "--no-draw",
                      "--out", str(tmp_path / "full")]) == 0
     assert "not a person's" not in caplog.text
+    pytest.importorskip("onnx")
+    from test_detect import MMDEPLOY_DETS, MMDEPLOY_LABELS, _graph
+
+    detector = _graph(tmp_path / "yolox.onnx", (64, 64), {"dets": MMDEPLOY_DETS, "labels": MMDEPLOY_LABELS},
+                      stem="Slice")
+    with caplog.at_level(logging.WARNING, logger="fasterpose.commands.predict"):
+        assert main(["predict", str(image), "--checkpoint", str(dog_model), "--detector", str(detector),
+                     "--no-draw", "--out", str(tmp_path / "det")]) == 0
+    assert f"not a person's, but its boxes come from --detector {detector}" in caplog.text

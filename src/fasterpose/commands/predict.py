@@ -563,8 +563,8 @@ def run(args: argparse.Namespace) -> int:
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
                           threads=args.threads, flip_test=False if args.no_flip else None)
+    _warn_if_not_person(predictor.keypoint_set, args)  # before a detector is downloaded
     boxes = _Boxes(args, 1 if predictor.spec.category_id is None else predictor.spec.category_id)
-    _warn_if_not_person(predictor.keypoint_set, boxes, args)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
     h, w = predictor.input_size
@@ -601,14 +601,14 @@ def run(args: argparse.Namespace) -> int:
         raise
 
 
-def _warn_if_not_person(keypoint_set: Any, boxes: _Boxes, args: argparse.Namespace) -> None:
+def _warn_if_not_person(keypoint_set: Any, args: argparse.Namespace) -> None:
     """Warn when a person detector gives the boxes of a model whose keypoints are not a person's (an animal, a hand,
     a car): it would find the persons in the image, not the model's objects."""
     from ..keypoint_names import looks_like_person
 
-    if boxes.mode not in ("hog", "detector") or looks_like_person(keypoint_set.name, keypoint_set.names):
+    if args.boxes or args.full_image or looks_like_person(keypoint_set.name, keypoint_set.names):
         return
-    source = "OpenCV's HOG people detector (the default)" if boxes.mode == "hog" else f"--detector {args.detector}"
+    source = f"--detector {args.detector}" if args.detector else "OpenCV's HOG people detector (the default)"
     names = ", ".join(keypoint_set.names[:4]) + (", ..." if keypoint_set.num_keypoints > 4 else "")
     logger.warning("the model's keypoints (%s: %s) are not a person's, but its boxes come from %s, which finds "
                    "persons only: give the boxes of your objects with --boxes DETS.json, or use --full-image when "
