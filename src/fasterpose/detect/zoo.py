@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ def fetch_detector(name: str, progress: bool = True) -> Path:
     entry = DETECTORS[name]
     from ..hub import cache_dir
 
-    before = (cache_dir() / os.path.basename(entry.url)).is_file()
+    before = (cache_dir() / os.path.basename(urllib.parse.urlparse(entry.url).path)).is_file()
     zip_path = cached_download(entry.url, sha256_prefix=entry.sha256, hash_from_name=False, progress=progress)
     record = _record_path(zip_path)
     if entry.sha256 is None and (before or record.is_file()):
