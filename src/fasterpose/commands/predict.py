@@ -2,7 +2,8 @@
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
 by file name, image id or frame index; boxes of the model's keypoint category or ``--box-category``, or without
-a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`),
+a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`;
+or a published detector by name, :mod:`fasterpose.detect.zoo`),
 ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but
 dependency-free).
 
@@ -64,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     boxes.add_argument("--boxes", metavar="DETS.json", help="person detections (COCO results or wrapper json)")
     boxes.add_argument("--full-image", action="store_true", help="one person box = the whole image")
     boxes.add_argument("--hog", action="store_true", help="OpenCV HOG people detector (the default)")
-    boxes.add_argument("--detector", metavar="FILE.onnx",
-                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11")
+    boxes.add_argument("--detector", metavar="FILE.onnx|NAME",
+                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11, or "
+                       "a published one by name, downloaded once (`fasterpose weights list`), e.g. yolox_tiny_humanart")
     parser.add_argument("--detector-layout", choices=("yolox", "rtmdet", "yolox_raw", "ultralytics", "ultralytics_nms"),
                         help="the --detector file's layout (default: read from the graph)")
     parser.add_argument("--det-every", type=int, default=1, metavar="N",
@@ -141,18 +143,28 @@ class _Boxes:
                 logger.warning("%s: %d boxes of categories other than %d (%s) are ignored", args.boxes, other, wanted,
                                what)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
+            self.digit_ids: dict[str, int] | None = None  # set by match_files for a list that names no files
         elif self.mode == "hog":
             from ..detect import HogDetector
 
             self.detector = HogDetector(score_thr=args.det_thr)
         elif self.mode == "detector":
-            from ..detect import OnnxDetector
+            from ..detect.zoo import open_detector
 
-            self.detector = OnnxDetector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
-                                         threads=args.threads)
+            self.detector = open_detector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
+                                          threads=args.threads)
+
+    def match_files(self, files: list[Path]) -> None:
+        """Map image files to a plain ``--boxes`` list's ids by the digits in their names, refusing or reporting
+        mappings that may be wrong (:func:`~fasterpose.data.detections.ids_from_file_names`)."""
+        if self.dets is not None and not self.dets.file_names:
+            from ..data.detections import ids_from_file_names
+
+            self.digit_ids = ids_from_file_names(files, set(self.dets.boxes), str(self.path))
 
     def image_id(self, path: Path, fallback: int) -> int | None:
-        """Image id of a file: from the detection file (name, then digits of the stem), else ``fallback``.
+        """Image id of a file: from the detection file (its file name, else the digits of the stem mapped by
+        :meth:`match_files`), else ``fallback``.
 
         Returns ``None`` when a ``--boxes`` file does not know the image.
         """
@@ -160,12 +172,9 @@ class _Boxes:
             return fallback
         if self.dets.file_names:
             return self.names.get(path.name)
-        import re
-
-        digits = re.findall(r"\d+", path.stem)
-        if digits and int(digits[-1]) in self.dets.boxes:
-            return int(digits[-1])
-        return None
+        if self.digit_ids is None:
+            self.match_files([path])
+        return self.digit_ids.get(path.name)
 
     def __call__(self, image: np.ndarray, image_id: int) -> np.ndarray:
         """``(M, 5)`` boxes with scores for one image (already filtered by ``--det-thr``)."""
@@ -390,6 +399,7 @@ def _draw_images(run: _Run, files: list[Path], stage: Path, args: argparse.Names
 
 
 def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+    run.boxes.match_files(files)
     out_names = drawn_image_names(files)
     written: list[Path] = []
     bar = _progress(len(files), "images") if len(files) > 1 else None
@@ -553,6 +563,7 @@ def run(args: argparse.Namespace) -> int:
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
                           threads=args.threads, flip_test=False if args.no_flip else None)
+    _warn_if_not_person(predictor.keypoint_set, args)  # before a detector is downloaded
     boxes = _Boxes(args, 1 if predictor.spec.category_id is None else predictor.spec.category_id)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
@@ -588,6 +599,20 @@ def run(args: argparse.Namespace) -> int:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed run leaves no empty folder behind
         raise
+
+
+def _warn_if_not_person(keypoint_set: Any, args: argparse.Namespace) -> None:
+    """Warn when a person detector gives the boxes of a model whose keypoints are not a person's (an animal, a hand,
+    a car): it would find the persons in the image, not the model's objects."""
+    from ..keypoint_names import looks_like_person
+
+    if args.boxes or args.full_image or looks_like_person(keypoint_set.name, keypoint_set.names):
+        return
+    source = f"--detector {args.detector}" if args.detector else "OpenCV's HOG people detector (the default)"
+    names = ", ".join(keypoint_set.names[:4]) + (", ..." if keypoint_set.num_keypoints > 4 else "")
+    logger.warning("the model's keypoints (%s: %s) are not a person's, but its boxes come from %s, which finds "
+                   "persons only: give the boxes of your objects with --boxes DETS.json, or use --full-image when "
+                   "each image shows one object", keypoint_set.name, names, source)
 
 
 def _remove_stale_staging(out: Path) -> None:
