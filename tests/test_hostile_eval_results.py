@@ -58,7 +58,7 @@ def test_malformed_results(tmp_path: Path, case: str, message: str, capsys: pyte
 
 
 @pytest.mark.parametrize("which", ["annotations", "results"])
-@pytest.mark.parametrize("what, message", [("missing", "not found"), ("directory", "is a directory"),
+@pytest.mark.parametrize("what, message", [("missing", "does not exist"), ("directory", "is a directory"),
                                            ("device", "not valid JSON")])
 def test_files_that_are_not_files(tmp_path: Path, which: str, what: str, message: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,7 +150,7 @@ def test_inputs_that_are_not_files(tiny_model: Path, tmp_path: Path, what: str,
     ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1e308, 1e308], "score": 0.9}', "bbox must be 4 finite"),
     ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 1' + "0" * 400 + "}", "score must be a"),
     ('{"image_id": 1, "category_id": 1, "bbox": "0 0 10 10", "score": 0.9}', "bbox"),
-    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9', "not a valid json"),
+    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9', "not valid JSON"),
 ])
 def test_malformed_detection_files(tiny_model: Path, tmp_path: Path, entry: str, message: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,15 +1,18 @@
-"""The file writers every command uses (``fasterpose.io_utils``): atomic, never replacing anything but a regular
-file, cleaning up after killed writers, and holding an output folder for one run at a time."""
+"""The file readers and writers every command uses (``fasterpose.io_utils``): one JSON reader with clear errors;
+writers atomic, never replacing anything but a regular file, cleaning up after killed writers, and holding an
+output folder for one run at a time."""
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from fasterpose.errors import DataError
-from fasterpose.io_utils import atomic_path, atomic_write_json, exclusive_folder, writable_target
+from fasterpose.io_utils import atomic_path, atomic_write_json, exclusive_folder, read_json, writable_target
 
 
 def test_atomic_writer_writes_through_symlinks(tmp_path: Path) -> None:
@@ -64,3 +67,43 @@ def test_exclusive_folder_refuses_a_second_holder_and_adds_nothing(tmp_path: Pat
         assert list(tmp_path.iterdir()) == []  # the hold is on the folder itself: nothing is added to it
     with exclusive_folder(tmp_path, "train"):  # released at the end
         pass
+
+
+@pytest.mark.parametrize("case, message", [
+    ("directory", r"x\.json: is a directory, not the annotation file; pass a COCO json"),
+    ("missing", r"x\.json: annotation file does not exist; pass a COCO json"),
+    ("latin1", r"x\.json: not a UTF-8 text file; the annotation file must be a JSON document; pass a COCO json"),
+    ("invalid", r"x\.json: not valid JSON \(Expecting ',' delimiter at line 2, column 9\); the annotation file"),
+    ("deep", r"x\.json: JSON nested too deeply to be the annotation file; pass a COCO json"),
+    ("unreadable", r"mem: the annotation file could not be read \(Input/output error\); pass a COCO json"),
+])
+def test_read_json_failures_name_the_file_kind_and_remedy(tmp_path: Path, case: str, message: str) -> None:
+    path = tmp_path / "x.json"
+    if case == "directory":
+        path.mkdir()
+    elif case == "latin1":
+        path.write_bytes('{"name": "Jos\u00e9"}'.encode("latin-1"))
+    elif case == "invalid":
+        path.write_text('{"a": 1,\n "b": 2 "c": 3}')
+    elif case == "deep":
+        path.write_text("[" * (sys.getrecursionlimit() * 100) + "]" * (sys.getrecursionlimit() * 100))
+    elif case == "unreadable":
+        path = Path("/proc/self/mem")  # exists, and reading from offset 0 fails (EIO), even for root
+        if not path.exists():
+            pytest.skip("needs Linux's /proc")
+    with pytest.raises(DataError, match=message):
+        read_json(path, "annotation", "pass a COCO json")
+
+
+def test_read_json_reads_pipes_and_restores_gc(tmp_path: Path) -> None:
+    path = tmp_path / "ok.json"
+    path.write_text('{"images": [], "annotations": [{"id": 1}]}')
+    assert read_json(path, "annotation", "", pause_gc=True) == {"images": [], "annotations": [{"id": 1}]}
+    assert gc.isenabled()
+    read_fd, write_fd = os.pipe()  # what a shell's <(...) hands over: /dev/fd/N, not a regular file
+    os.write(write_fd, b"[1, 2]")
+    os.close(write_fd)
+    try:
+        assert read_json(f"/dev/fd/{read_fd}", "results", "") == [1, 2]
+    finally:
+        os.close(read_fd)
