@@ -105,13 +105,16 @@ def test_out_not_ending_in_onnx(tiny_model: Path, tmp_path: Path, capsys: pytest
     assert notes.read_text() == "mine"
 
 
-def test_a_check_failing_after_the_export_keeps_the_previous_model(tiny_model: Path, exports: Path,
+@pytest.mark.parametrize("option", ["--eval", "--parity-data"])
+def test_a_check_failing_after_the_export_keeps_the_previous_model(tiny_model: Path, exports: Path, option: str,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``--eval`` with a detection file (not keypoint annotations) fails after the model was built: --out keeps the
-    user's earlier export, and no temporary file is left."""
+    user's earlier export, and no temporary file is left. The message names the option that was given."""
     before = digest(exports)
-    assert main(_export(tiny_model, exports / "model.onnx", "--eval", str(PEOPLE / "person_detections.json"))) == 2
-    assert_refused(capsys.readouterr().err, "person_detections.json", "not a COCO keypoints json")
+    assert main(_export(tiny_model, exports / "model.onnx", option, str(PEOPLE / "person_detections.json"))) == 2
+    err = capsys.readouterr().err
+    assert_refused(err, "person_detections.json", "not a COCO keypoints json", f"folder of images as {option}")
+    assert "--calib" not in err
     assert digest(exports) == before
 
 

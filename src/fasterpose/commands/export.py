@@ -62,10 +62,11 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
     from ..deploy.crops import coco_person_boxes
     from ..deploy.predictor import Predictor
     from ..evaluation.coco import make_results, oks_sigmas
+    from ..io_utils import read_json
 
     predictor = Predictor(onnx_path, backend="onnxruntime")
     image_ids, keypoints, areas = [], [], []
-    for image_id, path, boxes in coco_person_boxes(ann_file, image_root):
+    for image_id, path, boxes in coco_person_boxes(ann_file, image_root, "--eval"):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise DataError(f"cannot read image {path} listed in {ann_file}")
@@ -75,7 +76,7 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
             keypoints.append(p["keypoints"])
             areas.append(p["box"][2] * p["box"][3])
     kp = np.stack(keypoints)
-    gt = json.loads(ann_file.read_text())
+    gt = read_json(ann_file, "COCO keypoints", "pass a COCO person keypoints json as --eval")
     cat = next((c["id"] for c in gt.get("categories", []) if isinstance(c, dict) and c.get("keypoints")), 1)
     results = make_results(image_ids, kp, np.ones(len(kp)), np.asarray(areas),
                            sigmas=oks_sigmas(predictor.keypoint_set)[0], category_id=cat)
@@ -121,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             idx = np.linspace(0, len(calib) - 1, num=min(8, len(calib))).round().astype(int)
             parity, parity_desc = calib[idx], f"{len(idx)} of {calib_desc}"
         else:
-            parity, parity_desc = collect_crops(parity_src, spec, max_crops=8, image_root=image_root)
+            parity, parity_desc = collect_crops(parity_src, spec, max_crops=8, image_root=image_root,
+                                                option="--parity-data" if args.parity_data else "--calib")
     else:
         parity, parity_desc = default_parity_crops(spec)
 
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             # else the calibration crops themselves.
             if args.eval_ann:
                 check, check_desc = collect_crops(args.eval_ann, spec, max_crops=args.calib_size, augment=False,
-                                                  image_root=image_root)
+                                                  image_root=image_root, option="--eval")
             else:
                 check, check_desc = calib, f"the calibration crops ({calib_desc})"
             ref = run_session(ort_session(fp32_path), check)
