@@ -7,7 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
-from hostile import PEOPLE, assert_exit, assert_refused, digest, read_only, run_cli, self_signal
+from hostile import (
+    CHECKPOINT_DAMAGES,
+    PEOPLE,
+    assert_exit,
+    assert_refused,
+    damaged_checkpoint,
+    digest,
+    read_only,
+    run_cli,
+    self_signal,
+)
 
 from fasterpose.cli import main
 
@@ -54,30 +64,10 @@ def test_read_only_folder(tiny_model: Path, exports: Path) -> None:
     assert digest(exports) == before
 
 
-@pytest.mark.parametrize("damage", ["garbage", "missing", "truncated", "onnx_file", "no_spec", "nan_weight"])
+@pytest.mark.parametrize("damage", CHECKPOINT_DAMAGES)
 def test_damaged_checkpoints(tiny_model: Path, tmp_path: Path, damage: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = tmp_path / "model.pth"
-    if damage == "garbage":
-        ckpt.write_bytes(b"garbage, not a checkpoint")
-    elif damage == "truncated":
-        data = tiny_model.read_bytes()
-        ckpt.write_bytes(data[: len(data) // 2])  # a copy interrupted half-way
-    elif damage == "onnx_file":
-        ckpt.write_bytes(tiny_model.with_suffix(".onnx").read_bytes())  # an export given as the checkpoint
-    elif damage == "no_spec":
-        import torch
-
-        state = torch.load(tiny_model, weights_only=False)
-        state["spec"] = {"model_name": 3}
-        torch.save(state, ckpt)
-    elif damage == "nan_weight":
-        import torch
-
-        state = torch.load(tiny_model, weights_only=False)
-        name = [k for k in state["model"] if k.endswith("bias")][-1]
-        state["model"][name][0] = float("nan")
-        torch.save(state, ckpt)
+    ckpt = damaged_checkpoint(tiny_model, damage, tmp_path)
     out = tmp_path / "out"
     assert main(_export(ckpt, out / "m.onnx")) == 2
     assert_refused(capsys.readouterr().err, "model.pth" if damage != "nan_weight" else "non-finite values")
