@@ -75,6 +75,7 @@ def test_exclusive_folder_refuses_a_second_holder_and_adds_nothing(tmp_path: Pat
     ("latin1", r"x\.json: not a UTF-8 text file; the annotation file must be a JSON document; pass a COCO json"),
     ("invalid", r"x\.json: not valid JSON \(Expecting ',' delimiter at line 2, column 9\); the annotation file"),
     ("deep", r"x\.json: JSON nested too deeply to be the annotation file; pass a COCO json"),
+    ("device", r"/dev/zero: is not a regular file \(a device or socket\), not the annotation file; pass a COCO"),
     ("unreadable", r"mem: the annotation file could not be read \(Input/output error\); pass a COCO json"),
 ])
 def test_read_json_failures_name_the_file_kind_and_remedy(tmp_path: Path, case: str, message: str) -> None:
@@ -87,6 +88,8 @@ def test_read_json_failures_name_the_file_kind_and_remedy(tmp_path: Path, case: 
         path.write_text('{"a": 1,\n "b": 2 "c": 3}')
     elif case == "deep":
         path.write_text("[" * (sys.getrecursionlimit() * 100) + "]" * (sys.getrecursionlimit() * 100))
+    elif case == "device":
+        path = Path("/dev/zero")  # endless: must be refused, not read
     elif case == "unreadable":
         path = Path("/proc/self/mem")  # exists, and reading from offset 0 fails (EIO), even for root
         if not path.exists():

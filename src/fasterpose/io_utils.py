@@ -22,6 +22,7 @@ import contextlib
 import gc
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,14 +73,14 @@ def read_json(path: str | os.PathLike, kind: str, hint: str, pause_gc: bool = Fa
     """Parse a user's JSON file; every way it can fail is a :class:`DataError` naming the file and what to do.
 
     Args:
-        path: the file; pipes and devices (``/dev/fd/63`` from a shell's ``<(...)``) are read like files.
+        path: the file; pipes (``/dev/fd/63`` from a shell's ``<(...)``) are read like files, devices refused.
         kind: what the file should be, for messages: ``"annotation"`` gives "... the annotation file ...".
         hint: what to do instead, e.g. ``"pass a COCO keypoint annotation json"``.
         pause_gc: pause the cyclic GC while parsing (large annotation files load about twice as fast).
 
     Raises:
-        DataError: ``path`` is a directory, does not exist or cannot be read, is not UTF-8 text, not valid JSON
-            (the message gives the line and column), or nested too deeply to parse.
+        DataError: ``path`` is a directory or a device, does not exist or cannot be read, is not UTF-8 text, not
+            valid JSON (the message gives the line and column), or nested too deeply to parse.
     """
     path = Path(path)
     if path.is_dir():
@@ -87,6 +88,9 @@ def read_json(path: str | os.PathLike, kind: str, hint: str, pause_gc: bool = Fa
     if not path.exists():  # not is_file(): pipes such as /dev/fd/63 are fine
         raise DataError(f"{path}: {kind} file does not exist; {hint}")
     try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # /dev/zero would be read for ever
+            raise DataError(f"{path}: is not a regular file (a device or socket), not the {kind} file; {hint}")
         with open(path, encoding="utf-8") as f, (gc_paused() if pause_gc else contextlib.nullcontext()):
             return json.load(f)
     except json.JSONDecodeError as e:
