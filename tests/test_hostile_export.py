@@ -154,3 +154,32 @@ def test_out_linked_to_the_checkpoint_is_refused(tiny_model: Path, tmp_path: Pat
     assert main(_export(ckpt, tmp_path / "model.onnx")) == 2
     assert_refused(capsys.readouterr().err, "would overwrite the input file", "m.pth")
     assert digest(tmp_path) == before
+
+
+def test_killed_exports_leave_no_lasting_temporary_folders(tiny_model: Path, exports: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export or a Predictor's on-the-fly export killed with SIGKILL leaves its ``fasterpose_export_<pid>-*`` /
+    ``fasterpose_predictor_<pid>-*`` folder in the system temp folder; the next one removes it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from fasterpose.deploy.predictor import Predictor
+
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))  # the subprocess's
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # this process's (gettempdir() caches its answer)
+    killed = run_cli(_export(tiny_model, exports / "new.onnx"),
+                     prelude=self_signal("fasterpose.deploy.export:export_onnx", 1, "SIGKILL"))
+    assert killed.returncode == -9
+    left = [p.name for p in system_tmp.iterdir()]
+    assert len(left) == 1 and left[0].startswith("fasterpose_export_"), left
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (system_tmp / f"fasterpose_predictor_{dead.pid}-abc").mkdir()
+    assert main(_export(tiny_model, exports / "new.onnx")) == 0
+    assert [p.name for p in system_tmp.iterdir()] == [f"fasterpose_predictor_{dead.pid}-abc"]  # export's only
+    predictor = Predictor(tiny_model, backend="onnxruntime", threads=1)
+    assert [p.name for p in system_tmp.iterdir()] == [Path(predictor._tmpdir.name).name]
+    assert Path(predictor._tmpdir.name).name.startswith(f"fasterpose_predictor_{os.getpid()}-")

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from fasterpose.errors import DataError
-from fasterpose.io_utils import atomic_path, atomic_write_json, exclusive_folder, read_json, writable_target
+from fasterpose.io_utils import (
+    atomic_path,
+    atomic_write_json,
+    exclusive_folder,
+    read_json,
+    remove_stale_folders,
+    temp_folder,
+    writable_target,
+)
 
 
 def test_atomic_writer_writes_through_symlinks(tmp_path: Path) -> None:
@@ -110,3 +119,29 @@ def test_read_json_reads_pipes_and_restores_gc(tmp_path: Path) -> None:
         assert read_json(f"/dev/fd/{read_fd}", "results", "") == [1, 2]
     finally:
         os.close(read_fd)
+
+
+def dead_pid() -> int:
+    """The id of a process that has just ended (ids are reused only after the whole range has been cycled)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temp_folders_carry_the_pid_and_killed_runs_folders_are_removed(tmp_path: Path) -> None:
+    dead = dead_pid()
+    (tmp_path / f"fp_x_{dead}-abc").mkdir()  # a killed run's: removed, with its contents
+    (tmp_path / f"fp_x_{dead}-abc" / "fp32.onnx").write_bytes(b"half")
+    keep = [f"fp_x_{os.getppid()}-def",  # a live process's (pytest's parent)
+            "fp_x_1234abcd",  # an older version's name without a pid: not ours to judge
+            f"fp_y_{dead}-abc",  # another prefix
+            f"fp_x_{dead}-file"]  # not a folder
+    for name in keep[:3]:
+        (tmp_path / name).mkdir()
+    (tmp_path / keep[3]).write_text("mine")
+    with temp_folder("fp_x_", tmp_path) as folder:
+        assert Path(folder).parent == tmp_path and Path(folder).name.startswith(f"fp_x_{os.getpid()}-")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, Path(folder).name])
+        remove_stale_folders(tmp_path, "fp_x_")  # our own folder, in use, stays
+        assert Path(folder).is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)

@@ -25,6 +25,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,33 @@ def remove_stale_temporaries(folder: Path) -> None:
         if pid.isdigit() and process_gone(int(pid)):
             with contextlib.suppress(OSError):
                 entry.unlink()
+
+
+def remove_stale_folders(parent: str | os.PathLike, prefix: str) -> None:
+    """Remove the ``<prefix><pid>-*`` folders in ``parent`` whose process no longer exists (a killed run's).
+
+    Folders of live processes, of other users' processes, and names without a pid (older versions) are left alone.
+    """
+    import shutil
+
+    try:
+        entries = list(Path(parent).glob(glob_escape(prefix) + "*"))
+    except OSError:
+        return
+    for entry in entries:
+        pid, dash, _ = entry.name[len(prefix):].partition("-")
+        if dash and pid.isdigit() and entry.is_dir() and not entry.is_symlink() and process_gone(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def temp_folder(prefix: str, parent: str | os.PathLike | None = None) -> tempfile.TemporaryDirectory:
+    """A new temporary folder ``<prefix><pid>-<random>`` in ``parent`` (default: the system's temporary folder),
+    removed when its context (or its ``cleanup()``) ends; the folders that killed processes left under the same
+    prefix are removed first (:func:`remove_stale_folders`).
+    """
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    remove_stale_folders(parent, prefix)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=parent)
 
 
 @contextlib.contextmanager

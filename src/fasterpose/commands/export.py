@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
-    from ..io_utils import check_not_an_input, check_writable
+    from ..io_utils import check_not_an_input, check_writable, temp_folder
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         parity, parity_desc = default_parity_crops(spec)
 
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "out": str(out)}
-    with tempfile.TemporaryDirectory(prefix="fasterpose_export_") as tmpdir:
+    with temp_folder("fasterpose_export_") as tmpdir:
         # Every model is written in the temporary folder first: --out is replaced only when all checks (parity,
         # int8 agreement, --eval) succeeded, so a failed or interrupted export never leaves a file there.
         fp32_path = Path(tmpdir) / "fp32.onnx"
