@@ -33,7 +33,7 @@ from fasterpose.cpu import format_cpu
 from fasterpose.data.detections import match_detections, read_detections
 from fasterpose.data.synthetic.clip import ClipConfig, write_clip
 from fasterpose.deploy.predictor import Predictor
-from fasterpose.detect import HogDetector, OnnxDetector
+from fasterpose.detect import HogDetector, open_detector
 from fasterpose.evaluation.tracking import evaluate_tracking
 from fasterpose.frames import FrameReader, FrameWriter
 from fasterpose.io_utils import atomic_write_json
@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--clip-seed", type=int, default=0, help="seed of the synthetic clip (default 0)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--det-every", type=int, default=5)
-    parser.add_argument("--detector", help="person detector ONNX file (YOLOX, RTMDet, Ultralytics)")
+    parser.add_argument("--detector", help="person detector ONNX file (YOLOX, RTMDet, Ultralytics) or a published "
+                        "detector's name (`fasterpose weights list`, e.g. yolox_tiny_humanart)")
     parser.add_argument("--flip", action="store_true", help="flip test on (default off: the real-time setting)")
     parser.add_argument("--only", choices=("vtest", "clip"), help="run one input only")
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
@@ -123,7 +124,7 @@ def main() -> None:
         for threads in args.threads:
             predictor = Predictor(args.onnx or args.checkpoint, backend="onnxruntime", threads=threads,
                                   flip_test=args.flip)
-            onnx_det = OnnxDetector(args.detector, threads=threads) if args.detector else None
+            onnx_det = open_detector(args.detector, threads=threads) if args.detector else None
             hog = HogDetector()
             n = args.det_every
             configs = [("hog", 1, hog, False), (f"hog/{n}", n, hog, False), ("given", 1, None, False),

@@ -50,7 +50,7 @@ class FileServer:
 @contextmanager
 def serve() -> Iterator[FileServer]:
     server = FileServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server

@@ -183,14 +183,16 @@ def test_a_new_layout_is_learned(tmp_path: Path) -> None:
     assert spec.flip_test  # every left/right keypoint has its partner
 
 
-def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
+def test_a_set_without_sides_trains_without_flips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     split = trainer.synthetic_split(tiny_config(), "train")
     data = json.loads(Path(split["annotations"]).read_text())
     names = ["tip", "eye_a", "eye_b", "ear_a", "ear_b"]  # the face points, named without sides
     for a in data["annotations"]:
         a["keypoints"] = a["keypoints"][:15]
         a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if v > 0)
-    data["categories"] = [{"id": 1, "name": "face5", "keypoints": names, "skeleton": [[1, 2], [1, 3]]}]
+    for a in data["annotations"]:
+        a["category_id"] = 5
+    data["categories"] = [{"id": 5, "name": "face5", "keypoints": names, "skeleton": [[1, 2], [1, 3]]}]
     ann = tmp_path / "face5.json"
     ann.write_text(json.dumps(data))
     cfg = tiny_config("data.keypoint_set=auto", f"data.train_ann={ann}", f"data.train_images={split['images']}",
@@ -199,6 +201,12 @@ def test_a_set_without_sides_trains_without_flips(tmp_path: Path) -> None:
         trainer.train(cfg, out=tmp_path / "run", device="cpu")
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["spec"]["keypoint_set"]["flip_pairs"] == [] and ckpt["spec"]["flip_test"] is False
+    assert ckpt["spec"]["category_id"] == 5  # predict writes it in its results
+    # Detections of another category (a person detector's 1) leave nothing to evaluate: a clear error, no traceback.
+    with restore_torch_state():
+        assert main(["eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--boxes", str(split["detections"]),
+                     "--opt", f"data.val_ann={ann}", "--opt", f"data.val_images={split['images']}"]) == 2
+    assert "has no persons to evaluate: no box in" in capsys.readouterr().err
     assert ckpt["config"]["data"]["augment"]["flip"] is False and ckpt["config"]["train"]["flip_test"] is False
     from fasterpose import Predictor
 
@@ -290,3 +298,64 @@ def test_export_eval_scores_a_custom_category(tmp_path: Path, capsys: pytest.Cap
                      "--calib-image-root", str(COCO), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert 0.0 <= report["eval"]["fp32"]["AP"] <= 1.0  # scored with the default sigma (the category has none)
+
+
+def test_predict_writes_the_models_category_and_eval_results_scores_it(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A model trained on a file whose keypoint category is id 7, beside a category without keypoints, and whose
+    annotations lack area / num_keypoints: predict's results carry id 7 and ``eval-results`` scores them on that file.
+    """
+    from fasterpose.models import create_model
+    from fasterpose.spec import PoseSpec
+
+    data = json.loads((COCO / "person_keypoints.json").read_text())
+    data["categories"] = [{"id": 2, "name": "ball"}, {**data["categories"][0], "id": 7, "name": "figure"}]
+    for a in data["annotations"]:
+        a.update(category_id=7)
+        a.pop("area"), a.pop("num_keypoints")
+    data["annotations"].append({"id": 99, "image_id": data["images"][0]["id"], "category_id": 2, "bbox": [1, 1, 9, 9]})
+    ann = tmp_path / "figures.json"
+    ann.write_text(json.dumps(data))
+    spec = PoseSpec(model_name="fasterpose_r18_l3", input_size=(64, 64), keypoint_set=keypoint_set_from_file(ann),
+                    codec={"input_size": [64, 64]}, category_id=7)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "figure.pt"
+    save_checkpoint(ckpt, {"spec": spec, "model": create_model("fasterpose_r18_l3", num_keypoints=17).state_dict()})
+    # The user's detector found figures (7) and balls (2): predict and eval read the boxes of the model's category.
+    dets = json.loads((COCO / "person_detections.json").read_text())
+    for i, d in enumerate(dets):
+        d["category_id"] = 7 if i % 2 else 2
+    boxes = tmp_path / "dets.json"
+    boxes.write_text(json.dumps(dets))
+    figures = [d for d in dets if d["category_id"] == 7 and d["score"] >= 0.3]
+    from fasterpose.data import CocoKeypoints
+
+    assert len(CocoKeypoints(ann, COCO, input_size=(64, 64), boxes=boxes, keypoint_set=spec.keypoint_set)) == len(
+        [d for d in dets if d["category_id"] == 7])
+    pred = tmp_path / "pred"
+    with restore_torch_state():
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(boxes),
+                     "--no-draw", "--no-flip", "--threads", "1", "--out", str(pred)]) == 0
+    results = json.loads((pred / "results.json").read_text())
+    assert len(results) == len(figures) > 0 and {r["category_id"] for r in results} == {7}
+    assert sorted(r["score"] for r in results) == pytest.approx(sorted(d["score"] for d in figures), abs=1e-6)
+    # A person detector's file (category 1) for this model: refused with the way out, which then reads it.
+    persons = [d for d in dets if d["score"] >= 0.3]
+    with restore_torch_state():
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(COCO / "person_detections.json"),
+                     "--no-draw", "--out", str(tmp_path / "p1")]) == 2
+        assert "none of its 118 boxes is of category 7" in capsys.readouterr().err
+        assert main(["predict", str(COCO), "--checkpoint", str(ckpt), "--boxes", str(COCO / "person_detections.json"),
+                     "--box-category", "1", "--no-draw", "--no-flip", "--threads", "1", "--out", str(tmp_path / "p2")
+                     ]) == 0
+    results = json.loads((tmp_path / "p2" / "results.json").read_text())
+    assert len(results) == len(persons) and {r["category_id"] for r in results} == {7}
+    capsys.readouterr()
+    assert main(["eval-results", str(ann), str(pred / "results.json"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert 0.0 <= stats["AP"] < 0.5  # an untrained model, scored without a traceback
+
+    old = PoseSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "category_id"})
+    assert old.category_id is None  # files written before the category was stored: predict writes COCO's 1
+    with pytest.raises(ValueError, match="category_id must be an integer"):
+        PoseSpec(model_name="fasterpose_r18_l3", input_size=(64, 64), category_id="7")

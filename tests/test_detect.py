@@ -189,3 +189,11 @@ def test_published_detector_table_is_consistent() -> None:
     for name, d in DETECTORS.items():
         assert d.layout in LAYOUTS and d.url.startswith("https://") and d.url.endswith(".zip"), name
         assert all(s % 32 == 0 for s in d.input_size), name  # strides 8, 16, 32
+
+
+def test_hog_on_images_smaller_than_its_window() -> None:
+    """No person fits in an image smaller than HOG's 64x128 window; OpenCV crashed the process on some of these."""
+    from fasterpose.detect import hog_people_boxes
+
+    for hw in ((96, 80), (300, 47), (60, 200), (127, 64)):
+        assert hog_people_boxes(np.full((*hw, 3), 90, np.uint8)).shape == (0, 5)

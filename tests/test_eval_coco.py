@@ -108,6 +108,52 @@ def test_cli_table_and_errors(tmp_path, capsys):
     assert "missing.json" in err and "not found" in err and "Traceback" not in err
 
 
+# --- files written by other tools: COCOeval fields left out, other categories beside the keypoint one --------------
+def test_missing_eval_fields_are_filled_in_as_training_does(tmp_path, capsys, caplog):
+    """A file without area / num_keypoints / iscrowd (as converters write them) is scored with a warning, exactly as
+    pycocotools scores the same file with them written in by hand: area = box w*h, COCO's own num_keypoints."""
+    data = json.loads(COCO_ANN.read_text())
+    reference = json.loads(COCO_ANN.read_text())
+    for a, r in zip(data["annotations"], reference["annotations"]):
+        assert not a["iscrowd"]
+        for field in ("area", "num_keypoints", "iscrowd"):
+            a.pop(field)
+        r["area"] = r["bbox"][2] * r["bbox"][3]
+    assert any(r["num_keypoints"] == 0 for r in reference["annotations"])  # persons COCOeval must ignore
+    stripped, reference = write(tmp_path / "stripped.json", data), write(tmp_path / "reference.json", reference)
+    res_file = write(tmp_path / "res.json", gt_as_results(COCO_ANN, noise=8.0))
+    with caplog.at_level("WARNING", logger="fasterpose.evaluation.coco"):
+        assert main(["eval-results", str(stripped), str(res_file), "--json", "--no-rescore", "--no-nms"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert [stats[k] for k in STAT_NAMES] == pycocotools_stats(reference, res_file)
+    assert 0.0 < stats["AP"] < 1.0
+    assert "stripped.json: 14 keypoint annotations lack 'area', 'num_keypoints' or 'iscrowd'" in caplog.text
+
+
+def test_a_keypoint_category_beside_other_categories_is_scored_alone(tmp_path, capsys):
+    """Keypoint category id 7 in a file that also has boxes of a category without keypoints (and no COCOeval
+    fields): its results score exactly as the same persons in a file with nothing but COCO's person category."""
+    data = json.loads(COCO_ANN.read_text())
+    for a in data["annotations"]:
+        a["category_id"] = 7
+    data["categories"] = [{"id": 3, "name": "car", "supercategory": "vehicle"}, {**data["categories"][0], "id": 7},
+                          {**data["categories"][0], "id": 8, "name": "mannequin"}]
+    data["annotations"] += [{"id": 10 ** 6 + i, "image_id": im["id"], "category_id": 3, "bbox": [0, 0, 40, 30]}
+                            for i, im in enumerate(data["images"])]
+    ann = write(tmp_path / "cat7.json", data)
+    res = gt_as_results(COCO_ANN, noise=8.0)
+    plain = write(tmp_path / "res1.json", res)
+    res7 = write(tmp_path / "res7.json", [{**r, "category_id": 7} for r in res])
+    assert main(["eval-results", str(ann), str(res7), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert main(["eval-results", str(COCO_ANN), str(plain), "--json"]) == 0
+    assert stats == json.loads(capsys.readouterr().out) and 0.0 < stats["AP"] < 1.0
+    mixed = write(tmp_path / "mixed.json", [{**r, "category_id": 7 if i else 8} for i, r in enumerate(res)])
+    assert main(["eval-results", str(ann), str(mixed)]) == 2
+    err = capsys.readouterr().err
+    assert "several categories [7, 8]" in err and "Traceback" not in err
+
+
 # --- rescoring and results ----------------------------------------------------------------------------------------
 def test_rescore_hand_computed():
     kp = np.zeros((3, 4, 3))
@@ -183,11 +229,15 @@ def _ann_variant(tmp_path: Path, edit) -> Path:
         (lambda d: d.pop("annotations"), ["'annotations'"]),
         (lambda d: d["categories"][0].pop("keypoints"), ["keypoints"]),
         (lambda d: d["annotations"][2].update(keypoints=[1, 2, 2]), ["annotations[2]", "length 3", "51"]),
-        (lambda d: d["annotations"][1].pop("num_keypoints"), ["annotations[1]", "'num_keypoints'"]),
+        (lambda d: d["annotations"][1].pop("bbox"), ["annotations[1]", "'bbox'"]),
+        (lambda d: [d["annotations"][1].pop(k) for k in ("bbox", "area")], ["annotations[1]", "'bbox'"]),
+        (lambda d: [d["annotations"][1].pop("area"), d["annotations"][1].update(bbox=[1, 2, "w", 4])],
+         ["annotations[1]", "no 'area'", "'w'"]),
         (lambda d: d["annotations"][0].pop("id"), ["annotations[0]", "'id'"]),
         (lambda d: d["annotations"][0].update(image_id=999), ["999", "1 in all"]),
     ],
-    ids=["not-coco", "no-keypoint-category", "kpt-length", "missing-field", "missing-id", "unknown-image"],
+    ids=["not-coco", "no-keypoint-category", "kpt-length", "missing-bbox", "missing-bbox-and-area", "bad-bbox-no-area",
+         "missing-id", "unknown-image"],
 )
 def test_load_coco_rejects_bad_annotations(tmp_path, edit, words):
     path = _ann_variant(tmp_path, edit)

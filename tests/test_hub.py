@@ -107,3 +107,19 @@ def test_corrupt_cached_file_is_reported_not_used(cache: Path) -> None:
     with pytest.raises(hub.DownloadError, match=f"cached file .*{name}.*Delete"):
         hub.cached_download(closed_port_url(f"/{name}"), progress=False)
     assert (cache / name).read_bytes() == corrupt  # reported, left for the user to delete
+
+
+def test_hash_from_name_can_be_turned_off(cache: Path) -> None:
+    """OpenMMLab's deploy zips carry another file's hash digits in their names: hash_from_name=False ignores them."""
+    with serve() as server:
+        server.files["/det-0123abcd.zip"] = PAYLOAD
+        with pytest.raises(hub.DownloadError, match="expected 0123abcd"):
+            hub.cached_download(server.url("/det-0123abcd.zip"), progress=False)
+        assert _listing(cache) == []
+        path = hub.cached_download(server.url("/det-0123abcd.zip"), hash_from_name=False, progress=False)
+        assert path.read_bytes() == PAYLOAD
+        # an explicit prefix is still checked
+        (cache / "det-0123abcd.zip").unlink()
+        with pytest.raises(hub.DownloadError):
+            hub.cached_download(server.url("/det-0123abcd.zip"), sha256_prefix="ffff", hash_from_name=False,
+                                progress=False)

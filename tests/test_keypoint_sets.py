@@ -37,6 +37,9 @@ COCO_ANN = DATA / "coco_val2017_samples" / "person_keypoints.json"
     (["R_Eye", "L_Eye", "Nose", "Neck", "Root of tail", "L_Shoulder", "L_Elbow", "R_Shoulder", "R_Elbow"],
      [(0, 1), (5, 7), (6, 8)], "RLCCCLLRR"),
     (["right_front_paw", "left_front_paw", "right_back_paw", "left_back_paw"], [(0, 1), (2, 3)], "RLRL"),
+    # a car set (mmpose#2527) whose partners are spelled differently from each other, side word in the middle
+    (["front_left_wheel", "FrontRightWheel", "rear-left-door", "rear_right_door", "RearLeftLight", "rear right light",
+      "front_plate"], [(0, 1), (2, 3), (4, 5)], "LRLRLRC"),
     # a side without its partner maps to itself; glued spellings are not guessed
     (["left_wing_tip", "beak"], [], "LC"),
     (["lknee", "rknee"], [], "CC"),
@@ -140,6 +143,11 @@ def test_several_categories_need_a_choice(tmp_path: Path) -> None:
     cfg = load_config("coco_fasterpose_r50_256x192", ["data.keypoint_set=auto", f"data.train_ann={ann}",
                                                       "data.keypoint_category=2"])
     assert resolve_keypoint_set(cfg).name == "hand"
+    # one category per species with the same keypoints (AP-10K): the message says how to train on all of them
+    species = [{"id": i, "name": n, "keypoints": ["L_Eye", "R_Eye", "Nose"]} for i, n in ((1, "antelope"), (2, "bob"))]
+    ann.write_text(json.dumps({"images": [], "annotations": [], "categories": species}))
+    with pytest.raises(DataError, match=r"'bob' \(id 2, 3 keypoints\); choose one .* same keypoints .* category_id"):
+        keypoint_set_from_file(ann)
     ann.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
     with pytest.raises(DataError, match="no category declares 'keypoints'"):
         keypoint_set_from_file(ann)

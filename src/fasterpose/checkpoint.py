@@ -22,7 +22,7 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError
-from .io_utils import atomic_path
+from .io_utils import atomic_path, not_a_file
 from .spec import PoseSpec
 
 CHECKPOINT_FORMAT = "fasterpose-checkpoint/1"
@@ -34,7 +34,14 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     if isinstance(state.get("spec"), PoseSpec):
         state["spec"] = state["spec"].to_dict()
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as e:
+            # PyTorch's zip writer reports a refused write (full disk, file-size limit) as a RuntimeError ("unexpected
+            # pos ..."), without the errno; the temporary file goes with the atomic writer.
+            raise CheckpointError(f"could not write the checkpoint {path} ({str(e).splitlines()[0]}): the disk is "
+                                  "probably full or a file-size limit was reached; free some space or choose another "
+                                  "output folder (no half-written checkpoint was left)") from e
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -51,8 +58,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return published_checkpoint(str(path))
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (nor is it the name of published weights: "
-                              "`fasterpose weights list` shows them)")
+        raise CheckpointError(f"checkpoint {path} {not_a_file(path)}; pass a .pth/.pt file written by fasterpose, "
+                              "a published model's file, or a name from `fasterpose weights list`")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
@@ -80,6 +87,11 @@ def model_from_checkpoint(checkpoint: str | os.PathLike | dict[str, Any]) -> tup
         where = checkpoint if not isinstance(checkpoint, dict) else "the checkpoint"
         raise CheckpointError(f"{where}: its 'spec' is not valid ({e}); was it written by fasterpose?") from None
     model = create_model(spec.model_name, num_keypoints=spec.keypoint_set.num_keypoints, **spec.model_kwargs)
+    for name, tensor in ckpt["model"].items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"checkpoint weights of {spec.model_name} hold non-finite values (NaN or inf) in "
+                                  f"{name!r}: the checkpoint is damaged and every result would be wrong; use another "
+                                  "checkpoint (e.g. an earlier last.pt or best.pt)")
     result = model.load_state_dict(ckpt["model"], strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(f"checkpoint weights do not fit model {spec.model_name}: missing keys "

@@ -67,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fasterpose {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        # PyTorch reports a failed allocation as a RuntimeError ("can't allocate memory"; CUDA: OutOfMemoryError)
+        if isinstance(e, RuntimeError) and not (type(e).__name__ == "OutOfMemoryError"
+                                                or "can't allocate memory" in str(e)):
+            raise
+        print(f"fasterpose {args.command}: error: ran out of memory; use smaller sizes or batches (e.g. --batch, "
+              "--input-size, --num-keypoints, --size, train.batch_size) or a machine with more memory",
+              file=sys.stderr)
+        return 2
     except OSError as e:
         # The file system refused a write (disk full, file-size limit, read-only, no permission): the user's to fix,
         # so a message, not a traceback. The atomic writers have already removed their temporary files.

@@ -25,7 +25,25 @@ import platform
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["cpu_info", "cpu_class", "native_bf16", "has_vnni", "format_cpu"]
+__all__ = ["cpu_info", "cpu_class", "native_bf16", "has_vnni", "format_cpu", "check_threads", "MAX_THREADS"]
+
+# The most intra-op threads any option accepts: more than the largest servers have hardware threads; beyond it
+# OpenMP thread pools fail (a segmentation fault at 100,000) or the run seems to hang while they start.
+MAX_THREADS = 1024
+
+
+def check_threads(value: int | None, label: str) -> None:
+    """Refuse a thread count outside ``1 .. MAX_THREADS`` with a message naming ``label`` (e.g. ``"--threads"``);
+    ``None`` (the library default) passes.
+
+    Raises:
+        ConfigError: naming ``label``, the value and this machine's CPU count.
+    """
+    from .errors import ConfigError
+
+    if value is not None and not 1 <= value <= MAX_THREADS:
+        raise ConfigError(f"{label} must be between 1 and {MAX_THREADS}, got {value} (this machine has "
+                          f"{os.cpu_count()} logical CPUs; one thread per physical core is usually fastest)")
 
 # oneDNN's ISA caps, in order (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA); the features each one allows.
 _ONEDNN_ORDER = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",

@@ -102,7 +102,7 @@ def _progress_printer(total: int | None, name: str, enabled: bool):  # noqa: ANN
 
 
 def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: str | None = None,
-                    progress: bool = True, timeout: float = 60.0) -> Path:
+                    hash_from_name: bool = True, progress: bool = True, timeout: float = 60.0) -> Path:
     """Return the path of ``url``'s file in :func:`cache_dir`, downloading it first if it is not there.
 
     Args:
@@ -111,6 +111,8 @@ def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: st
         sha256_prefix: leading hex digits of the file's SHA-256; defaults to the ``-<hex>.`` part of the file name
             (torch hub's convention). With neither, the file is not hash-checked (only its length, when the server
             sends one).
+        hash_from_name: read a missing ``sha256_prefix`` from the file name. ``False`` for files whose names carry
+            the hex digits of something else (OpenMMLab's deploy zips carry their training checkpoint's).
         progress: show a progress line on stderr (only when stderr is a terminal).
         timeout: seconds without data before the transfer is given up.
 
@@ -126,7 +128,7 @@ def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: st
     name = file_name or os.path.basename(urllib.parse.urlparse(url).path)
     if not name or name in (".", ".."):
         raise DownloadError(f"cannot tell the file name of {url}; pass file_name")
-    prefix = (sha256_prefix or hash_prefix_from_name(name) or "").lower() or None
+    prefix = (sha256_prefix or (hash_prefix_from_name(name) if hash_from_name else None) or "").lower() or None
     dest = cache_dir() / name
     if dest.is_file():
         return _check_cached(dest, url, prefix)

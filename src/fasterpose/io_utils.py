@@ -43,6 +43,15 @@ def writable_target(path: str | os.PathLike) -> Path:
     return path
 
 
+def not_a_file(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be read as a file, for a message: ``"does not exist"``, ``"is a directory, not a file"``
+    or ``"is not a regular file (a device, FIFO or socket)"``."""
+    path = Path(path)
+    if not path.exists():
+        return "does not exist"
+    return "is a directory, not a file" if path.is_dir() else "is not a regular file (a device, FIFO or socket)"
+
+
 def check_writable(path: str | os.PathLike, what: str) -> Path:
     """Fail early, before any long work, if ``path`` cannot be written: it is a directory or device, a folder on
     its way is a file, or its folder is not writable. Creates nothing.
@@ -65,13 +74,32 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
     return target
 
 
-def check_writable_folder(folder: str | os.PathLike, label: str) -> None:
+def check_not_an_input(path: str | os.PathLike, inputs: list[str | os.PathLike | None], what: str) -> None:
+    """Refuse an output that is (or, through a symlink, points at) one of the command's input files.
+
+    Args:
+        path: the output file.
+        inputs: the input files (``None`` entries and paths that do not exist are ignored).
+        what: how the user named the output, for the message (e.g. ``"--results"``).
+
+    Raises:
+        DataError: naming the output and the input it would replace.
+    """
+    target = writable_target(path).resolve()
+    for given in inputs:
+        if given is not None and Path(given).is_file() and Path(given).resolve() == target:
+            raise DataError(f"{what} {path} would overwrite the input file {given}; fasterpose never replaces its "
+                            "inputs. Choose another path")
+
+
+def check_writable_folder(folder: str | os.PathLike, label: str, writable: bool = True) -> None:
     """Fail early if files cannot be created in ``folder``: the nearest existing folder on its way is a file, or it
     is not writable. Creates nothing.
 
     Args:
         folder: the output folder (it need not exist yet).
         label: how the user named the output, for the message (e.g. ``"--out results/"``).
+        writable: also require write permission (``False`` for a cache that may already hold what is needed).
 
     Raises:
         DataError: naming ``label`` and the reason.
@@ -81,8 +109,47 @@ def check_writable_folder(folder: str | os.PathLike, label: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise DataError(f"{label}: {existing} is a file, not a folder; choose another path")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if writable and not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"{label}: the folder {existing} is not writable; choose another path")
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``folder`` for one run: a second fasterpose run writing into the same folder at the same time is refused
+    instead of mixing its files with this one's.
+
+    The hold is an advisory ``flock`` on the folder itself, so no file is added to it, and the kernel releases it
+    when the process ends in any way (even SIGKILL): a killed run never blocks the next one. Where ``fcntl`` does
+    not exist (Windows) nothing is held.
+
+    Args:
+        folder: an existing folder.
+        what: the command, for the message (e.g. ``"predict"``).
+
+    Raises:
+        DataError: another process holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a folder we may write but not read: run without the hold
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{folder} is being written by another fasterpose run right now; two runs into one folder "
+                            f"would mix their files. Wait for it to end, or give this {what} another folder") from None
+        except OSError:  # a file system without locks (some network mounts): run without the hold
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the hold
 
 
 def process_gone(pid: int) -> bool:
@@ -99,7 +166,7 @@ def process_gone(pid: int) -> bool:
     return False
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
+def remove_stale_temporaries(folder: Path) -> None:
     """Remove ``.*.tmp.<pid>.*`` files whose writing process no longer exists (killed mid-write)."""
     try:
         entries = list(folder.glob(".*.tmp.*"))
@@ -127,7 +194,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path.parent)
+    remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.{os.getpid()}.",
                                suffix=path.suffix if suffix is None else suffix, dir=path.parent)
     os.close(fd)
@@ -139,9 +206,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError) and not e.filename:
+            e.filename = str(path)  # a refused write (disk full) names the file it was for
         raise
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["LOWER_BODY_WORDS", "infer_flip_pairs", "infer_sides", "infer_upper_body", "name_words", "unpaired_sided"]
+__all__ = ["LOWER_BODY_WORDS", "infer_flip_pairs", "infer_sides", "infer_upper_body", "looks_like_person",
+           "name_words", "unpaired_sided"]
 
 _SIDE_WORDS = {"left": "left", "l": "left", "lt": "left", "lft": "left",
                "right": "right", "r": "right", "rt": "right", "rgt": "right"}
@@ -82,3 +83,25 @@ def infer_upper_body(names: Sequence[str]) -> tuple[int, ...]:
     if not any(lower):
         return ()
     return tuple(i for i, is_lower in enumerate(lower) if not is_lower)
+
+
+#: Words in a keypoint category's name that say it is a person's (COCO's category is "person").
+_PERSON_CATEGORY_WORDS = frozenset({"person", "persons", "people", "human", "humans", "pedestrian", "body",
+                                    "wholebody", "player", "athlete", "crowdpose", "halpe", "coco17", "mpii16"})
+#: Keypoint-name words of animals, hands and objects (a person set with these also has a person category name).
+_NOT_PERSON_WORDS = frozenset({"paw", "paws", "tail", "hoof", "hooves", "wing", "wings", "beak", "fin", "antenna",
+                               "withers", "throat", "thumb", "finger", "index", "middle", "ring", "pinky", "little",
+                               "mcp", "pip", "dip", "tip", "wheel", "headlight", "taillight", "mirror", "door", "roof"})
+_PERSON_JOINTS = frozenset({"shoulder", "elbow", "wrist", "hip", "knee", "ankle"})
+
+
+def looks_like_person(set_name: str, names: Sequence[str]) -> bool:
+    """Whether a keypoint set is a person's: its name (the keypoint category's, e.g. ``person``, or a named set)
+    says so, or its keypoints include at least four of shoulder/elbow/wrist/hip/knee/ankle and none of the words of
+    animals (paw, tail, ...), hands (thumb, finger, ...) or vehicles (wheel, ...)."""
+    if set(name_words(set_name)) & _PERSON_CATEGORY_WORDS:
+        return True
+    words = [set(name_words(n)) for n in names]
+    if any(w & _NOT_PERSON_WORDS for w in words):
+        return False
+    return sum(bool(w & _PERSON_JOINTS) for w in words) >= 4

@@ -28,6 +28,9 @@ class PoseSpec:
     heatmap_activation: ``"sigmoid"`` for RCE-trained models (scores become probabilities), ``"identity"`` for
         MSE-trained ones. Models always output logits; the activation is applied before decoding.
     flip_test: whether inference averages with the horizontally flipped crop by default.
+    category_id: id of the keypoint category of the annotation file the model was trained on (``predict`` writes it
+        as the results' ``category_id``, so ``eval-results`` scores them against that file); ``None`` when the
+        training data had none (MPII) or the file predates it: results then say 1, COCO's person.
     channel_order: ``"rgb"`` (the input is RGB; every model trained here, MMPose's) or ``"bgr"`` (OpenCV's order
         fed as is, with the RGB-ordered ImageNet statistics: the official SimpleBaseline release). See
         :func:`fasterpose.geometry.normalize_crop`.
@@ -41,6 +44,7 @@ class PoseSpec:
     codec: dict[str, Any] = field(default_factory=dict)
     heatmap_activation: str = "sigmoid"
     flip_test: bool = True
+    category_id: int | None = None
     channel_order: str = "rgb"
     source: str = ""
 
@@ -55,6 +59,10 @@ class PoseSpec:
             self.keypoint_set = KeypointSet.from_dict(self.keypoint_set)
         elif not isinstance(self.keypoint_set, KeypointSet):
             raise ValueError(f"keypoint_set must be a KeypointSet, its dict or a name, got {self.keypoint_set!r}")
+        if self.category_id is not None:
+            if isinstance(self.category_id, bool) or not isinstance(self.category_id, int):
+                raise ValueError(f"category_id must be an integer (a COCO category id) or None, got "
+                                 f"{self.category_id!r}")
         if self.heatmap_activation not in ("sigmoid", "identity"):
             raise ValueError(f"heatmap_activation must be 'sigmoid' or 'identity', got {self.heatmap_activation!r}")
         if self.channel_order not in ("rgb", "bgr"):

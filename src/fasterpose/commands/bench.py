@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from .info import parse_input_size
 
     if args.out:
-        from ..io_utils import check_writable
+        from ..io_utils import check_not_an_input, check_writable
 
         check_writable(args.out, "--out")  # before the benchmark, not after it
+        check_not_an_input(args.out, [args.checkpoint, args.calib], "--out")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models and not args.checkpoint:
         raise ConfigError("--models is empty; give e.g. --models fasterpose_r50,simplebaseline_r50")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cpu import check_threads
     from ..engine.demo import format_report, run_demo
     from ..errors import ConfigError
 
-    if args.minutes <= 0:
-        raise ConfigError(f"--minutes must be positive, got {args.minutes}")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if not 0 < args.minutes < math.inf:  # also false for NaN
+        raise ConfigError(f"--minutes must be a positive, finite number of minutes, got {args.minutes}")
+    check_threads(args.threads, "--threads")
     report = run_demo(minutes=args.minutes, out_dir=args.out, threads=args.threads, overrides=args.opt,
                       recipe=args.recipe)
     print(json.dumps(report) if args.json else format_report(report))

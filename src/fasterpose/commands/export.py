@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
-    from ..io_utils import check_writable
+    from ..io_utils import check_not_an_input, check_writable
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         raise DataError(f"--out {out} should end in .onnx")
     check_writable(out, "--out")
+    check_not_an_input(out, [args.checkpoint, args.calib, args.parity_data, args.eval_ann], "--out")
     ckpt = load_checkpoint(args.checkpoint)
     try:
         spec = PoseSpec.from_dict(ckpt["spec"])
@@ -126,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "out": str(out)}
     with tempfile.TemporaryDirectory(prefix="fasterpose_export_") as tmpdir:
-        fp32_path = Path(tmpdir) / "fp32.onnx" if args.int8 else out
+        # Every model is written in the temporary folder first: --out is replaced only when all checks (parity,
+        # int8 agreement, --eval) succeeded, so a failed or interrupted export never leaves a file there.
+        fp32_path = Path(tmpdir) / "fp32.onnx"
         report["export"] = export_onnx(ckpt, fp32_path, opset=args.opset, dynamic_batch=args.dynamic_batch,
                                        parity_inputs=parity, parity_source=parity_desc)
         if args.int8:
@@ -160,13 +163,13 @@ def run(args: argparse.Namespace) -> int:
                 report["eval"]["int8"] = evaluate_keypoints(ann, res8)
                 d = np.linalg.norm(kp32[..., :2] - kp8[..., :2], axis=-1)
                 report["eval"]["int8_mean_keypoint_shift_px"] = float(d.mean())
-        if args.int8:
-            import shutil
+        import shutil
 
-            from ..io_utils import atomic_path
+        from ..io_utils import atomic_path
 
-            with atomic_path(out, suffix=".onnx") as tmp:
-                shutil.copyfile(int8_tmp, tmp)
+        with atomic_path(out, suffix=".onnx") as tmp:
+            shutil.copyfile(int8_tmp if args.int8 else fp32_path, tmp)
+    report["export"]["path"] = str(out)
 
     if args.json:
         print(json.dumps(report))

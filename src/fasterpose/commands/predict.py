@@ -1,9 +1,11 @@
 """``fasterpose predict INPUT``: poses on an image, a folder, a video file or a webcam; drawn skeletons + results json.
 
 Person boxes come from ``--boxes DETS.json`` (COCO detection results or the ``images``/``video`` wrappers, matched
-by file name, image id or frame index), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files,
-:mod:`fasterpose.detect`), ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector
-(``--hog``; weak but dependency-free).
+by file name, image id or frame index; boxes of the model's keypoint category or ``--box-category``, or without
+a ``category_id``), ``--detector FILE.onnx`` (YOLOX, RTMDet or Ultralytics ONNX files, :mod:`fasterpose.detect`;
+or a published detector by name, :mod:`fasterpose.detect.zoo`),
+``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but
+dependency-free).
 
 Videos and webcams go through a :class:`~fasterpose.pipeline.Pipeline`: boxes every ``--det-every`` frames and
 pose-guided boxes between, track ids (``track_id`` in the results, drawn beside each person), optional one-euro
@@ -11,7 +13,8 @@ smoothing (``--smooth``).
 
 Outputs in ``--out`` (default ``predictions``):
 
-* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` 1, ``keypoints``, ``score`` = box score,
+* ``results.json``: COCO keypoint results (``image_id``, ``category_id`` = the keypoint category of the model's
+  training file (1 for models that do not know it), ``keypoints``, ``score`` = box score,
   keypoint third values = keypoint scores, no rescoring/NMS, so ``fasterpose eval-results`` can apply the recipe),
   plus ``bbox`` and ``file_name`` (and ``frame`` for videos). ``image_id`` is the detection file's id for the image,
   else the frame index (videos, webcam) or the running index of the image (0-based, sorted file names);
@@ -24,8 +27,10 @@ An output that would replace one of the inputs (``--out`` = the input folder, or
 before any work, and so is one whose path is a directory or a device; a symlink is written through.
 
 Everything is written to a staging folder / temporary files and moved into place at the end, so an unreadable
-image or video leaves no partial outputs. An image that the ``--boxes`` file does not know (neither its file name
-nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error (wrong file).
+video leaves no partial outputs; an unreadable image in a folder is skipped and named. Ctrl-C keeps the frames or
+images done so far (``results_incomplete.json`` marks them). The run holds ``--out`` (``io_utils.exclusive_folder``):
+a second run into it at the same time is refused. An image that the ``--boxes`` file does not know (neither its
+file name nor an id) is skipped with a warning and counted in the summary; if no image is known, it is an error.
 Video frames without detections simply have no persons.
 """
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import tempfile
 import time
@@ -41,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     boxes.add_argument("--boxes", metavar="DETS.json", help="person detections (COCO results or wrapper json)")
     boxes.add_argument("--full-image", action="store_true", help="one person box = the whole image")
     boxes.add_argument("--hog", action="store_true", help="OpenCV HOG people detector (the default)")
-    boxes.add_argument("--detector", metavar="FILE.onnx",
-                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11")
+    boxes.add_argument("--detector", metavar="FILE.onnx|NAME",
+                       help="person detector ONNX file: YOLOX/RTMDet (MMDeploy, rtmlib) or Ultralytics YOLOv8/11, or "
+                       "a published one by name, downloaded once (`fasterpose weights list`), e.g. yolox_tiny_humanart")
     parser.add_argument("--detector-layout", choices=("yolox", "rtmdet", "yolox_raw", "ultralytics", "ultralytics_nms"),
                         help="the --detector file's layout (default: read from the graph)")
     parser.add_argument("--det-every", type=int, default=1, metavar="N",
@@ -74,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: torch for --checkpoint, onnxruntime for --onnx")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: library default)")
     parser.add_argument("--det-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
+    parser.add_argument("--box-category", type=int, default=None, metavar="ID",
+                        help="category_id of the --boxes entries to read (default: the model's keypoint category)")
     parser.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score to draw (default 0.3)")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test (faster)")
     parser.add_argument("--show-boxes", action="store_true", help="draw the person boxes")
@@ -107,31 +116,55 @@ def _open_video(source: str | int) -> Any:
 
 
 class _Boxes:
-    """Person boxes per image / frame from the chosen source."""
+    """Person boxes per image / frame from the chosen source.
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    ``category_id``: the model's keypoint category: the results are written with it, and a ``--boxes`` file's boxes
+    of other categories are ignored (``--box-category`` reads another one).
+    """
+
+    def __init__(self, args: argparse.Namespace, category_id: int = 1) -> None:
         self.mode = "boxes" if args.boxes else "full" if args.full_image else "detector" if args.detector else "hog"
         self.det_thr = args.det_thr
+        self.category_id = category_id
         self.dets = None
         self.path = args.boxes
         self.detector: Any = None
         if self.mode == "boxes":
             from ..data.detections import read_detections
 
-            self.dets = read_detections(args.boxes, score_thr=args.det_thr)
+            wanted = category_id if args.box_category is None else args.box_category
+            what = "the model's keypoint category" if args.box_category is None else "--box-category"
+            self.dets = read_detections(args.boxes, score_thr=args.det_thr, category_id=wanted)
+            other = self.dets.num_other_category
+            if other and not len(self.dets) + self.dets.num_below_threshold:
+                raise DataError(f"{args.boxes}: none of its {other} boxes is of category {wanted} ({what}); to use "
+                                "boxes of another category, pass --box-category ID")
+            if other:
+                logger.warning("%s: %d boxes of categories other than %d (%s) are ignored", args.boxes, other, wanted,
+                               what)
             self.names = {Path(n).name: i for i, n in self.dets.file_names.items()}
+            self.digit_ids: dict[str, int] | None = None  # set by match_files for a list that names no files
         elif self.mode == "hog":
             from ..detect import HogDetector
 
             self.detector = HogDetector(score_thr=args.det_thr)
         elif self.mode == "detector":
-            from ..detect import OnnxDetector
+            from ..detect.zoo import open_detector
 
-            self.detector = OnnxDetector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
-                                         threads=args.threads)
+            self.detector = open_detector(args.detector, layout=args.detector_layout, score_thr=args.det_thr,
+                                          threads=args.threads)
+
+    def match_files(self, files: list[Path]) -> None:
+        """Map image files to a plain ``--boxes`` list's ids by the digits in their names, refusing or reporting
+        mappings that may be wrong (:func:`~fasterpose.data.detections.ids_from_file_names`)."""
+        if self.dets is not None and not self.dets.file_names:
+            from ..data.detections import ids_from_file_names
+
+            self.digit_ids = ids_from_file_names(files, set(self.dets.boxes), str(self.path))
 
     def image_id(self, path: Path, fallback: int) -> int | None:
-        """Image id of a file: from the detection file (name, then digits of the stem), else ``fallback``.
+        """Image id of a file: from the detection file (its file name, else the digits of the stem mapped by
+        :meth:`match_files`), else ``fallback``.
 
         Returns ``None`` when a ``--boxes`` file does not know the image.
         """
@@ -139,12 +172,9 @@ class _Boxes:
             return fallback
         if self.dets.file_names:
             return self.names.get(path.name)
-        import re
-
-        digits = re.findall(r"\d+", path.stem)
-        if digits and int(digits[-1]) in self.dets.boxes:
-            return int(digits[-1])
-        return None
+        if self.digit_ids is None:
+            self.match_files([path])
+        return self.digit_ids.get(path.name)
 
     def __call__(self, image: np.ndarray, image_id: int) -> np.ndarray:
         """``(M, 5)`` boxes with scores for one image (already filtered by ``--det-thr``)."""
@@ -172,6 +202,7 @@ class _Run:
         self.persons = 0
         self.skipped_boxes = 0
         self.unreadable: list[str] = []
+        self.missing = 0  # images the --boxes file does not know
         self.truncated: list[str] = []
         self.interrupted = False
         self.model_ms = 0.0
@@ -210,7 +241,8 @@ class _Run:
                                       "weights are probably damaged (a NaN in the checkpoint). Nothing was written; "
                                       "use another checkpoint or re-export the model")
             res = make_results([image_id] * len(people), kp, np.array([p["box_score"] for p in people]),
-                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None)
+                               np.array([p["box"][2] * p["box"][3] for p in people]), rescore=False, nms=None,
+                               category_id=self.boxes.category_id)
             for r, p in zip(res, people):
                 r["bbox"] = [round(float(v), 2) for v in p["box"]]
                 r["file_name"] = file_name
@@ -271,12 +303,22 @@ def _truncated(path: Path) -> bool:
 
 def drawn_image_names(files: list[Path]) -> dict[Path, str]:
     """Output file name of each input image: ``<stem>.jpg``, or ``<stem>_<ext>.jpg`` when two inputs share a stem
-    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``), so no drawing replaces another."""
+    (``photo.jpg`` and ``photo.png`` -> ``photo_jpg.jpg`` and ``photo_png.jpg``; a number when that is not enough,
+    as for ``photo.JPG`` and ``photo.jpg``), so no drawing replaces another."""
     stems: dict[str, int] = {}
     for f in files:
         stems[f.stem] = stems.get(f.stem, 0) + 1
-    return {f: f"{f.stem}.jpg" if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}.jpg"
-            for f in files}
+    names: dict[Path, str] = {}
+    used: set[str] = set()  # compared without case: some file systems (macOS, Windows) do not tell case apart
+    for f in files:
+        base = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}"
+        name, n = f"{base}.jpg", 1
+        while name.lower() in used:  # photo.JPG and photo.jpg: photo_jpg.jpg and photo_jpg_2.jpg
+            n += 1
+            name = f"{base}_{n}.jpg"
+        used.add(name.lower())
+        names[f] = name
+    return names
 
 
 def _check_outputs(out: Path, names: list[str], inputs: list[Path]) -> None:
@@ -315,19 +357,17 @@ def _check_not_another_run(out: Path, file_names: set[str]) -> None:
                         "drawings. Write to a new folder, or remove that run's outputs first")
 
 
-def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+def _draw_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace, out_names: dict[Path, str],
+                 written: list[Path], bar: Any) -> None:
+    """Predict and draw each image into ``stage``, appending the drawings to ``written`` as they are made."""
     import cv2
 
-    out_names = drawn_image_names(files)
-    written: list[Path] = []
-    missing = 0
-    bar = _progress(len(files), "images") if len(files) > 1 else None
     for index, path in enumerate(files):
         image_id = run.boxes.image_id(path, index)
         if image_id is None:
             logger.warning("%s has no entry in %s (neither its file name nor an id); skipped", path.name,
                            run.boxes.path)
-            missing += 1
+            run.missing += 1
             if bar is not None:
                 bar.update()
             continue
@@ -347,15 +387,36 @@ def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namesp
         drawn = run.process(image, image_id, path.name)
         if not args.no_draw:
             target = stage / out_names[path]
-            if not cv2.imwrite(str(target), drawn):
-                raise DataError(f"could not write {target}")
+            if not cv2.imwrite(str(target), drawn):  # OpenCV says only False: a full disk, a size limit, ...
+                raise DataError(f"could not write the drawing of {path.name} into --out {stage.parent} (disk full, "
+                                "file-size limit or no permission); free some space or choose another --out. Nothing "
+                                "was written there")
             written.append(target)
         if args.show and _show(drawn):
             break
         if bar is not None:
             bar.update()
+
+
+def _run_images(run: _Run, files: list[Path], stage: Path, args: argparse.Namespace) -> tuple[list[Path], int]:
+    run.boxes.match_files(files)
+    out_names = drawn_image_names(files)
+    written: list[Path] = []
+    bar = _progress(len(files), "images") if len(files) > 1 else None
+    try:
+        _draw_images(run, files, stage, args, out_names, written, bar)
+    except KeyboardInterrupt:
+        # Ctrl-C keeps what was done: the images so far are written, results.json is marked incomplete.
+        run.interrupted = True
+        logger.warning("interrupted after %d of %d images: keeping their drawings and results (results.json is marked "
+                       "incomplete)", run.frames, len(files))
     if bar is not None:
         bar.close()
+    missing = run.missing
+    if run.interrupted:
+        if not run.frames:
+            raise KeyboardInterrupt  # nothing done yet: nothing to keep
+        return written, missing
     if run.unreadable and len(run.unreadable) + missing == len(files):
         raise DataError(f"none of the {len(files)} images could be read; nothing was written")
     if missing == len(files):
@@ -416,11 +477,13 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         bar = _progress(total, "frames")
         reader = FrameReader(cap, first, args.max_frames)
         frame_writer = FrameWriter(writer) if writer is not None else None
+        drawn_frames = 0
         try:
             for index, frame in reader:
                 drawn = run.process(frame, index, name, frame=index)
                 if frame_writer is not None:
                     frame_writer.write(drawn)
+                    drawn_frames += 1
                 bar.update()
                 if args.show and _show(drawn):
                     break
@@ -445,6 +508,8 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
         cap.release()
     if run.frames == 0:
         raise DataError(f"no frame of {source} could be decoded")
+    if target is not None:
+        _check_written_video(target, drawn_frames)
     expected = total if not isinstance(source, int) else None
     if expected and not run.interrupted and run.frames < expected and not (args.show and run.frames):
         logger.warning("video %s: decoded %d of the %d frames its header announces (truncated or damaged file); "
@@ -453,25 +518,53 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
     return [target] if target is not None else []
 
 
+def _check_written_video(path: Path, frames: int) -> None:
+    """OpenCV's video writer drops frames it cannot write (a full disk, a file-size limit) with only a log line:
+    read the finished file's header back and refuse a video that is unreadable or holds fewer frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
+    if found < 0 or 0 < found < frames:
+        raise DataError(f"could not write the drawn video {path.name} ({'unreadable' if found < 0 else found} of "
+                        f"{frames} frames written: disk full, file-size limit or no permission); free some space, "
+                        "choose another --out, or pass --no-draw. Nothing was written there")
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..cpu import check_threads
     from ..deploy.predictor import Predictor
+    from ..io_utils import exclusive_folder
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()
-    if not webcam and not Path(src).exists():
-        raise DataError(f"input {src} does not exist (give an image, a folder, a video file or a webcam index)")
+    if not webcam and not (Path(src).is_file() or Path(src).is_dir()):  # a FIFO or device would block the reader
+        from ..io_utils import not_a_file
+
+        raise DataError(f"input {src} {not_a_file(src)} (give an image, a folder, a video file or a webcam index)")
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.threads is not None and args.threads < 1:
-        raise DataError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
+    if not 0.0 <= args.det_thr < math.inf:  # also false for NaN
+        raise ConfigError(f"--det-thr must be a finite number >= 0 (a detection file's scores lie in [0, 1], HOG's "
+                          f"are SVM margins), got {args.det_thr}")
+    if not 0.0 <= args.kpt_thr <= 1.0:
+        raise ConfigError(f"--kpt-thr must be in [0, 1] (keypoint scores are heatmap peaks), got {args.kpt_thr}")
     if args.det_every < 1:
         raise DataError(f"--det-every must be >= 1 (1 = detect on every frame), got {args.det_every}")
+    if not 0.0 <= args.redetect_thr <= 1.0:  # also false for NaN
+        raise ConfigError(f"--redetect-thr must be in [0, 1] (a mean keypoint score; 0 = never early), got "
+                          f"{args.redetect_thr}")
     if args.detector_layout and not args.detector:
         raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
-    boxes = _Boxes(args)
     model = args.checkpoint or args.onnx
     predictor = Predictor(model, backend=args.backend or ("onnxruntime" if args.onnx else "torch"),
                           threads=args.threads, flip_test=False if args.no_flip else None)
+    _warn_if_not_person(predictor.keypoint_set, args)  # before a detector is downloaded
+    boxes = _Boxes(args, 1 if predictor.spec.category_id is None else predictor.spec.category_id)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
     h, w = predictor.input_size
@@ -496,13 +589,30 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the output folder --out {out} ({e.strerror}); give a writable folder") from e
-    _remove_stale_staging(out)
     try:
-        return _predict(args, src, kind, inputs, out, boxes, predictor)
+        with exclusive_folder(out, "predict"):  # a second run into --out at the same time is refused
+            if not webcam:  # again, now that no other run can write results.json
+                _check_not_another_run(out, {p.name for p in inputs})
+            _remove_stale_staging(out)
+            return _predict(args, src, kind, inputs, out, boxes, predictor)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed run leaves no empty folder behind
         raise
+
+
+def _warn_if_not_person(keypoint_set: Any, args: argparse.Namespace) -> None:
+    """Warn when a person detector gives the boxes of a model whose keypoints are not a person's (an animal, a hand,
+    a car): it would find the persons in the image, not the model's objects."""
+    from ..keypoint_names import looks_like_person
+
+    if args.boxes or args.full_image or looks_like_person(keypoint_set.name, keypoint_set.names):
+        return
+    source = f"--detector {args.detector}" if args.detector else "OpenCV's HOG people detector (the default)"
+    names = ", ".join(keypoint_set.names[:4]) + (", ..." if keypoint_set.num_keypoints > 4 else "")
+    logger.warning("the model's keypoints (%s: %s) are not a person's, but its boxes come from %s, which finds "
+                   "persons only: give the boxes of your objects with --boxes DETS.json, or use --full-image when "
+                   "each image shows one object", keypoint_set.name, names, source)
 
 
 def _remove_stale_staging(out: Path) -> None:
@@ -541,8 +651,8 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
         atomic_write_json(stage / "keypoint_set.json", predictor.keypoint_set.to_dict())
         marker = results_path.with_name("results_incomplete.json")
         if run_.interrupted:
-            atomic_write_json(stage / marker.name,
-                              {"incomplete": True, "frames": run_.frames, "note": "interrupted by the user"})
+            atomic_write_json(stage / marker.name, {"incomplete": True, "frames" if kind != "images" else "images":
+                                                    run_.frames, "note": "interrupted by the user"})
             written.append(stage / marker.name)
         for f in written:  # the staging folder is inside --out: same file system, atomic renames
             os.replace(f, writable_target(out / f.name))
@@ -576,7 +686,7 @@ def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], 
     if run_.truncated:
         print(f"warning: suspect input (results may be wrong there): {', '.join(run_.truncated)}")
     if run_.interrupted:
-        print(f"interrupted: kept the {run_.frames} frames processed before Ctrl-C (see results_incomplete.json)")
+        print(f"interrupted: kept the {run_.frames} {unit} processed before Ctrl-C (see results_incomplete.json)")
     if run_.skipped_boxes:
         print(f"{run_.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
     drawn = f" and {len(written)} drawn {'video' if unit == 'frames' else 'images'} to {out}" if written else ""

@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_checkpoint
     from ..engine import distributed as D
-    from ..engine.config import load_config
+    from ..engine.config import find_config, load_config
     from ..engine.trainer import resolve_output_dir, train
     from ..errors import ConfigError
+    from ..io_utils import check_not_an_input, check_writable_folder
 
     resume: str | bool | None = None
     out = args.out
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
                           ", or --resume CKPT")
     cfg = load_config(args.config, args.opt, base=base)
     run_dir = resolve_output_dir(cfg, out)
+    check_writable_folder(run_dir, f"--out {run_dir} (the run folder)")  # before any work, not after it
+    if args.config:  # the run writes its resolved config.yaml: never over the user's own config file
+        check_not_an_input(run_dir / "config.yaml", [find_config(args.config)], f"--out {run_dir}: the run's")
     if resume is True and not (run_dir / "last.pt").is_file():
         raise ConfigError(f"--resume: there is no {run_dir / 'last.pt'} to resume from; "
                           "give the checkpoint path (--resume CKPT) or the run folder (--out DIR)")

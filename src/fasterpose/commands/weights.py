@@ -14,8 +14,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="the published weights known by name (model, input size, COCO AP, URL)")
     listing.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
-    download = sub.add_parser("download", help="download (once) and check one of them; prints the cached path")
+    download = sub.add_parser("download", help="download (once) and check one of them (weights or a person "
+                              "detector); prints the cached path")
     download.add_argument("name", help="a name from `fasterpose weights list`")
+
+
+def _print_detectors() -> None:
+    from ..detect.zoo import DETECTORS
+
+    width = max(len(n) for n in DETECTORS)
+    print(f"\n{'person detector':<{width}}  {'layout':<6}  {'input':>7}  url")
+    for name, d in DETECTORS.items():
+        print(f"{name:<{width}}  {d.layout:<6}  {d.input_size[0]}x{d.input_size[1]:<3}  {d.url}")
+    print("Detectors (rtmlib's YOLOX trained on Human-Art) work as predict --detector NAME; no hash is published for\n"
+          "their zips: the first download's SHA-256 is recorded beside it and checked on later uses.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,9 +49,16 @@ def run(args: argparse.Namespace) -> int:
         print("\nCOCO val2017 AP with detector boxes (person AP 56.4) and flip test, as published by MMPose.\n"
               f"Files are downloaded once into {cache_dir()} (TORCH_HOME); official SimpleBaseline\n"
               "files (pose_resnet_*.pth.tar) load from a local path: --weights FILE.")
+        _print_detectors()
+        return 0
+    from ..detect.zoo import DETECTORS, fetch_detector
+
+    if args.name in DETECTORS:
+        print(fetch_detector(args.name))
         return 0
     if args.name not in PUBLISHED:
-        raise ConfigError(f"unknown published weights {args.name!r}; known: {', '.join(PUBLISHED)}")
+        raise ConfigError(f"unknown published weights {args.name!r}; known: {', '.join(PUBLISHED)}; detectors: "
+                          f"{', '.join(DETECTORS)}")
     from ..hub import cached_download
 
     entry = PUBLISHED[args.name]

@@ -264,8 +264,8 @@ _FAULTS: dict[str, tuple[str, str]] = {
     "unknown-image": ("error", "annotations whose image_id is not in 'images'"),
     "bad-keypoints": ("error", "annotations whose 'keypoints' is not {n} finite numbers (x, y, v for {k} keypoints)"),
     "bad-bbox": ("error", "annotations whose 'bbox' is not 4 finite numbers [x, y, w, h]"),
-    "eval-fields": ("warning", "annotations without 'area', 'num_keypoints' or 'iscrowd' (training fills them in "
-                               "for its evaluation: area = box w*h; `fasterpose eval-results` needs them in the file)"),
+    "eval-fields": ("warning", "annotations without 'area', 'num_keypoints' or 'iscrowd' (every evaluation fills "
+                               "them in: area = box w*h, num_keypoints = labelled count, iscrowd = 0)"),
     "odd-visibility": ("warning", "keypoint visibility flags other than 0, 1, 2 (values > 0 count as labelled)"),
     "num-keypoints": ("warning", "'num_keypoints' differs from the number of labelled keypoints (COCOeval ignores "
                                  "persons with num_keypoints 0)"),

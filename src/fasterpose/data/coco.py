@@ -214,27 +214,6 @@ class TopDownDataset(Dataset):
         assert self._centers.shape == self._scales.shape == (n, 2)
 
 
-def fill_eval_fields(data: dict[str, Any], category_id: Any) -> int:
-    """Add the COCOeval fields a keypoint annotation of ``category_id`` lacks, in place; returns how many lacked any.
-
-    ``iscrowd`` = 0, ``num_keypoints`` = the number of keypoints with v > 0, ``area`` = box ``w * h``.
-    """
-    filled = 0
-    for a in data.get("annotations", []):
-        if not isinstance(a, dict) or a.get("category_id") != category_id:
-            continue
-        if all(k in a for k in ("iscrowd", "num_keypoints", "area")):
-            continue
-        filled += 1
-        a.setdefault("iscrowd", 0)
-        if "num_keypoints" not in a:
-            a["num_keypoints"] = int(sum(1 for v in a.get("keypoints", [])[2::3] if v > 0))
-        if "area" not in a:
-            box = a.get("bbox") or [0, 0, 0, 0]
-            a["area"] = float(box[2]) * float(box[3])
-    return filled
-
-
 def default_image_root(ann_file: Path, first_image: str | None) -> Path:
     """Default image folder: the json's folder, then ``<folder>/images``, then COCO's ``../<split>`` layout."""
     folder = ann_file.parent
@@ -499,7 +478,11 @@ class CocoKeypoints(TopDownDataset):
                           np.ones(int(keep.sum()), dtype=np.float32), kps[keep], images)
 
     def _select_detections(self, images: dict[str, Any]) -> None:
-        det = read_detections(self.boxes, image_ids=images["ids"], score_thr=self.det_score_thr)
+        det = read_detections(self.boxes, image_ids=images["ids"], score_thr=self.det_score_thr,
+                              category_id=self.category_id)
+        if det.num_other_category:
+            logger.warning("%s: %d boxes of categories other than %d (the keypoint category of %s) are ignored",
+                           self.boxes, det.num_other_category, self.category_id, self.ann_file.name)
         self.num_skipped = det.num_skipped
         image_index, image_ids, rows = [], [], []
         # Images in annotation-file order, boxes by descending score.
@@ -533,8 +516,10 @@ class CocoKeypoints(TopDownDataset):
         if self._coco is None:
             from pycocotools.coco import COCO
 
+            from ..evaluation.coco import fill_eval_fields
+
             data = _load_json(self.ann_file, "annotation file", "pass a COCO keypoint annotation file")
-            filled = fill_eval_fields(data, getattr(self, "category_id", 1))
+            filled = len(fill_eval_fields(data, {getattr(self, "category_id", 1)}))
             if filled:
                 logger.info("%s: %d keypoint annotations lack area/num_keypoints/iscrowd; evaluated with area = box "
                             "w*h, num_keypoints = labelled count, iscrowd = 0", self.ann_file, filled)

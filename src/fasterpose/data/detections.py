@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io_utils import not_a_file
 
-__all__ = ["Detections", "read_detections", "load_detections", "match_detections"]
+__all__ = ["Detections", "ids_from_file_names", "read_detections", "load_detections", "match_detections"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,14 @@ def _fail(path: Path, msg: str) -> DataError:
     return DataError(f"{path}: {msg}")
 
 
+# Boxes are kept as float32: a value beyond its range would become infinite there (and any real pixel coordinate is
+# far below it).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    # NaN and infinity fail the comparison; so does an integer too large for a float (``math.isfinite`` would raise)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= _FLOAT32_MAX
 
 
 def read_detections(path: str | os.PathLike, image_ids: list[int] | np.ndarray | set[int] | None = None,
@@ -90,7 +96,7 @@ def read_detections(path: str | os.PathLike, image_ids: list[int] | np.ndarray |
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"detection file {path} does not exist; pass the json written by your person detector "
+        raise DataError(f"detection file {path} {not_a_file(path)}; pass the json written by your person detector "
                         "(COCO results format: a list of {image_id, category_id, bbox, score})")
     try:
         with open(path, encoding="utf-8") as f:
@@ -240,3 +246,64 @@ def match_detections(detections: Detections | dict[int, np.ndarray], key: int | 
     if digits:
         return boxes.get(int(digits[-1]), _EMPTY)
     return _EMPTY
+
+
+def _examples(items: list, n: int = 3) -> str:
+    return ", ".join(str(i) for i in items[:n]) + (" ..." if len(items) > n else "")
+
+
+def ids_from_file_names(files: list[Path], detection_ids: set[int] | list[int], source: str) -> dict[str, int]:
+    """Image ids of files from the digits in their names (COCO's ``000000000785.jpg`` -> 785), for a plain detection
+    list that names no files; never a silent wrong mapping.
+
+    The digits are trusted only as far as the ids agree: two files reading as the same detection id are refused; ids
+    that fit every file only when shifted by one (``fasterpose synth``'s ``000001.jpg`` is image id 2) are refused;
+    files left without an id while the detection list has ids left without a file are reported (counts and
+    examples), since that is also what a folder not named by id looks like. Each message says how to name the files
+    in the detection file instead (the ``images`` wrapper).
+
+    Args:
+        files: the image files.
+        detection_ids: the image ids that have boxes.
+        source: the detection file, for messages.
+
+    Returns:
+        ``file name -> image id`` for the files whose digits are a detection id (the others have no boxes).
+
+    Raises:
+        DataError: two files read as the same id, or the ids are the file digits shifted by one.
+    """
+    det_ids = set(int(i) for i in detection_ids)
+    digits = {f.name: int(d[-1]) for f in files if (d := _DIGITS.findall(f.stem))}
+    hint = (f"to say which file is which image, give {source} as {{\"images\": [{{\"id\": ..., \"file_name\": ...}}], "
+            "\"detections\": [...]} (file names matched first)")
+    by_id: dict[int, list[str]] = {}
+    for name, image_id in digits.items():
+        by_id.setdefault(image_id, []).append(name)
+    clashes = [names for image_id, names in sorted(by_id.items()) if len(names) > 1 and image_id in det_ids]
+    if clashes:
+        raise DataError(f"{source} names no files, and the image files {' and '.join(clashes[0])} both read as "
+                        f"image id {digits[clashes[0][0]]} from the digits in their names ({len(clashes)} such "
+                        f"clash(es)): each would get the same boxes. Rename them, or {hint}")
+    matched = {n: i for n, i in digits.items() if i in det_ids}
+    for shift in (1, -1):
+        shifted = sum(i + shift in det_ids for i in digits.values())
+        if len(digits) > 1 and shifted == len(digits) > len(matched):
+            example = next(iter(digits))
+            raise DataError(f"{source} names no files, and its image ids fit the digits in the {len(digits)} file "
+                            f"names only when shifted by {shift:+d} ({example} would be id {digits[example] + shift}, "
+                            f"not {digits[example]}): the files are not named by image id (as `fasterpose synth` "
+                            f"names them: 000001.jpg is id 2). Boxes matched by digits would land on the wrong "
+                            f"images; {hint}")
+    files_left = [f.name for f in files if f.name not in matched]
+    ids_left = sorted(det_ids - set(matched.values()))
+    if files_left and ids_left:
+        logger.warning("%s names no files, and the digits in the file names match its image ids only in part: %d of "
+                       "%d images matched, %d without an id (%s), %d ids of %s without a file (%s). If the files are "
+                       "not named by image id, the matched boxes belong to other images; %s", source, len(matched),
+                       len(files), len(files_left), _examples(files_left), len(ids_left), source,
+                       _examples(ids_left), hint)
+    elif matched:
+        logger.info("%s: %d images matched to its image ids by the digits in their file names (COCO's naming)",
+                    source, len(matched))
+    return matched

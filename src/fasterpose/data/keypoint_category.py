@@ -63,8 +63,12 @@ def select_keypoint_category(data: Any, source: str | os.PathLike, category: str
                         "cannot be read from it; add {\"keypoints\": [names...], \"skeleton\": [[a, b], ...]} to its "
                         "category, or set data.keypoint_set to a named or inline set")
     if len(cats) > 1:
+        same = all(c["keypoints"] == cats[0]["keypoints"] for c in cats)
+        hint = ("; they declare the same keypoints (one category per species or class, as AP-10K writes them), but "
+                "one model is trained on one category: to train on all of them, give their annotations one "
+                "category_id and keep that one category in the file") if same else ""
         raise DataError(f"{source}: several keypoint categories: {described}; choose one with "
-                        "--opt data.keypoint_category=NAME")
+                        f"--opt data.keypoint_category=NAME{hint}")
     return cats[0]
 
 

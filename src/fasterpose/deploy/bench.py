@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cpu import cpu_info
+from ..cpu import check_threads, cpu_info
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ def run_benchmark(
         raise ConfigError("--int8 rows run on onnxruntime; add onnxruntime to --backends")
     if batch < 1 or threads < 1 or repeats < 1 or warmup < 0:
         raise ConfigError("--batch, --threads and --repeats must be >= 1 and --warmup >= 0")
+    check_threads(threads, "--threads")
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # as the Predictor does (subnormal floats are slow on x86)

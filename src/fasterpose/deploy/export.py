@@ -64,6 +64,16 @@ def _load(model: Any, spec: PoseSpec | None) -> tuple[Any, PoseSpec]:
                               f"({str(e).splitlines()[0]} ...)") from e
 
 
+def _newest_opset() -> int:
+    """The newest opset the TorchScript ONNX exporter of the installed PyTorch writes."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:  # a PyTorch without the module: let the exporter itself decide
+        return 10_000
+    newest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", 10_000))
+    return int(newest)
+
+
 def export_onnx(
     model: Any,
     out: str | os.PathLike,
@@ -99,6 +109,10 @@ def export_onnx(
 
     if opset < 17:
         raise ExportError(f"opset {opset} is too old; use --opset 17 or newer")
+    newest = _newest_opset()
+    if opset > newest:
+        raise ExportError(f"opset {opset} is newer than this PyTorch's ONNX exporter supports ({newest}); use "
+                          f"--opset 17..{newest}")
     net, spec = _load(model, spec)
     net = net.cpu().eval()
     h, w = spec.input_size

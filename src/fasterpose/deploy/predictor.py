@@ -127,8 +127,10 @@ class Predictor:
         self._torch_model: Any = None
         self._tmpdir: Any = None
 
-        if path is not None and not path.exists():
-            raise CheckpointError(f"model file {path} does not exist")
+        if path is not None and not path.is_file():
+            from ..io_utils import not_a_file
+
+            raise CheckpointError(f"model file {path} {not_a_file(path)}")
         if backend == "onnxruntime":
             if not is_onnx:
                 path = self._export_for_ort(model, spec)

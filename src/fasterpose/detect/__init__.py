@@ -1,7 +1,8 @@
 """Person detectors: image -> ``(M, 5)`` boxes ``(x, y, w, h, score)`` in image pixels.
 
-:class:`OnnxDetector` runs YOLOX, RTMDet and Ultralytics ONNX files; :class:`HogDetector` is OpenCV's HOG people
-detector, the fallback that needs no file.
+:class:`OnnxDetector` runs YOLOX, RTMDet and Ultralytics ONNX files; :func:`open_detector` also takes a published
+detector's name (:data:`DETECTORS`, downloaded once); :class:`HogDetector` is OpenCV's HOG people detector, the
+fallback that needs no file.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import numpy as np
 
 from .hog import hog_people_boxes
 from .onnx_detector import LAYOUTS, OnnxDetector, detect_layout
+from .zoo import DETECTORS, open_detector
 
-__all__ = ["HogDetector", "LAYOUTS", "OnnxDetector", "detect_layout", "hog_people_boxes"]
+__all__ = ["DETECTORS", "HogDetector", "LAYOUTS", "OnnxDetector", "detect_layout", "hog_people_boxes",
+           "open_detector"]
 
 
 class HogDetector:

@@ -9,6 +9,8 @@ import numpy as np
 
 from ..errors import DataError
 
+_WINDOW = (64, 128)  # (width, height) of the default people detector's window
+
 
 @functools.lru_cache(maxsize=1)
 def _hog() -> Any:
@@ -42,6 +44,10 @@ def hog_people_boxes(image: np.ndarray, max_side: int = 640) -> np.ndarray:
     hog = _hog()
     factor = min(1.0, max_side / max(image.shape[:2]))
     small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) if factor < 1 else image
+    if small.shape[0] < _WINDOW[1] or small.shape[1] < _WINDOW[0]:
+        # No person fits: the detector's window is 64x128. OpenCV's detectMultiScale also corrupts memory (crashes
+        # the process) on some images smaller than its window, e.g. 96x80 or 300x47 (OpenCV 4.x).
+        return np.zeros((0, 5))
     rects, weights = hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
     if len(rects) == 0:
         return np.zeros((0, 5))

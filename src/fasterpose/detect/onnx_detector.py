@@ -133,7 +133,10 @@ class OnnxDetector:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise CheckpointError(f"detector file {self.path} does not exist")
+            from ..io_utils import not_a_file
+
+            raise CheckpointError(f"detector file {self.path} {not_a_file(self.path)}; give the person detector's "
+                                  ".onnx file")
         try:
             self.session = ort_session(self.path, threads=threads)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types

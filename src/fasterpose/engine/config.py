@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import types
 import typing
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from ..cpu import MAX_THREADS
 from ..data.augment import AugmentConfig
 from ..errors import ConfigError
 from ..io_utils import atomic_write_text
@@ -323,7 +325,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.epochs": (1, None, True, False),
     "train.batch_size": (1, None, True, False),
     "train.workers": (0, None, True, False),
-    "train.threads": (1, None, True, False),
+    "train.threads": (1, MAX_THREADS, True, True),
     "train.checkpoint_every_iters": (0, None, True, False),
     "train.val_every": (0, None, True, False),
     "train.val_batch_size": (1, None, True, False),
@@ -342,7 +344,7 @@ def _check_range(key: str, value: Any, source: str) -> None:
     if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     low, high, low_in, high_in = RANGES[key]
-    ok = value == value  # NaN fails
+    ok = isinstance(value, int) or math.isfinite(value)  # NaN and infinity are never valid settings
     if ok and low is not None:
         ok = value >= low if low_in else value > low
     if ok and high is not None:
@@ -402,8 +404,12 @@ def load_config(name_or_path: str | os.PathLike | None = None, overrides: list[s
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-        if loaded is None:
-            loaded = {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not a UTF-8 text file; give a YAML config (e.g. a copy of "
+                              "configs/synthetic_fasterpose_r18.yaml)") from None
+        if loaded is None:  # an empty file would silently mean "all defaults" (the COCO recipe): say so instead
+            raise ConfigError(f"config file {path} is empty; give a YAML config (e.g. a copy of "
+                              "configs/synthetic_fasterpose_r18.yaml) or a shipped config name")
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must contain a mapping of sections, got {type(loaded).__name__}")
         raw = loaded

@@ -77,6 +77,28 @@ def find_people_dir() -> Path | None:
     return None
 
 
+# The demo trains with this epoch count (the time budget ends it); a run folder whose config has it is a demo's.
+_DEMO_EPOCHS = 100000
+
+
+def _check_not_another_run(out: Path) -> None:
+    """A demo replaces the previous demo in its folder, but never a training run of the user's (``--out runs/x``)."""
+    import yaml
+
+    if not any((out / n).exists() for n in ("last.pt", "best.pt")) or (out / "report.json").is_file():
+        return
+    try:
+        config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+        demo = config["name"] == DEMO_CONFIG and config["train"]["epochs"] == _DEMO_EPOCHS
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+        demo = False
+    if not demo:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--out {out} holds a training run (last.pt/best.pt) that is not a demo; the demo would "
+                          "replace it. Give the demo another --out folder")
+
+
 def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", threads: int | None = None,
              overrides: list[str] | None = None, device: str = "cpu", recipe: str = "auto") -> dict[str, Any]:
     """Run the demo and return its report (also written to ``<out_dir>/report.json``).
@@ -100,6 +122,7 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
     check_writable_folder(out, f"--out {out}")  # before minutes of training, not after them
+    _check_not_another_run(out)
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
@@ -107,8 +130,8 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
     recipe, recipe_reason = choose_recipe(recipe)
     logger.info("CPU: %s; recipe %r (%s)", format_cpu(), recipe, recipe_reason)
     cfg = load_config(DEMO_CONFIG, [
-        f"train.time_budget_s={budget}", "train.epochs=100000", "train.val_every=0", f"train.threads={threads}",
-        "train.checkpoint_every_iters=100", f"train.output_dir={out}", "train.plot=true",
+        f"train.time_budget_s={budget}", f"train.epochs={_DEMO_EPOCHS}", "train.val_every=0",
+        f"train.threads={threads}", "train.checkpoint_every_iters=100", f"train.output_dir={out}", "train.plot=true",
         *RECIPES[recipe], *(overrides or []),
     ])
 

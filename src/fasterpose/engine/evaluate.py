@@ -9,7 +9,7 @@ from typing import Any
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..codec import HeatmapCodec
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DataError
 from . import distributed as D
 from .config import load_config
 from .keypoint_config import flip_enabled
@@ -48,6 +48,11 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     codec = HeatmapCodec(**_codec_for_eval(spec.codec, overrides or [], checkpoint))
     cfg.data.input_size = spec.input_size  # the checkpoint decides what the model needs and what it predicts
     kset = spec.keypoint_set
+    if results_path is not None:  # before any work: an output that is one of the inputs
+        from ..io_utils import check_not_an_input
+
+        boxes = cfg.eval.boxes if cfg.eval.boxes != "gt" else None
+        check_not_an_input(results_path, [checkpoint, cfg.data.val_ann, boxes], "--results")
     if dist_info.is_main:
         dataset = build_dataset(cfg, "val", codec, keypoint_set=kset)
     D.barrier()
@@ -55,6 +60,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
         dataset = build_dataset(cfg, "val", codec, keypoint_set=kset)
     dataset.channel_order = spec.channel_order
     ev = cfg.eval
+    if len(dataset) == 0:
+        source = "the synthetic val split" if cfg.data.dataset == "synthetic" else cfg.data.val_ann
+        why = ("no annotations with keypoints" if ev.boxes == "gt" else
+               f"no box in {ev.boxes} of its keypoint category with a score >= eval.det_score_thr")
+        raise DataError(f"the validation set ({source}) has no persons to evaluate: {why}; fix data.val_ann or "
+                        "--boxes")
     flip_test = ev.flip_test and flip_enabled(kset, cfg.data.flip)
     stats = evaluate_dataset(model, dataset, codec, kset,
                              activation=spec.heatmap_activation, flip_test=flip_test, batch_size=ev.batch_size,

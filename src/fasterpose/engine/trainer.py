@@ -14,6 +14,7 @@ an uninterrupted one (``tests/test_resume.py``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import io
@@ -37,7 +38,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
 from ..evaluation.inference import collate, evaluate_dataset, unwrap
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
 from ..keypoints import KeypointSet
 from ..spec import PoseSpec
 from . import distributed as D
@@ -75,15 +76,16 @@ def build_codec(cfg: Config) -> HeatmapCodec:
                         dark_kernel=c.dark_kernel)
 
 
-def build_spec(cfg: Config, codec: HeatmapCodec | None = None, keypoint_set: KeypointSet | None = None) -> PoseSpec:
+def build_spec(cfg: Config, codec: HeatmapCodec | None = None, keypoint_set: KeypointSet | None = None,
+               category_id: int | None = None) -> PoseSpec:
     """The inference description stored in every checkpoint (``keypoint_set``: the resolved set, default: resolved
-    from ``cfg``)."""
+    from ``cfg``; ``category_id``: the training file's keypoint category, which ``predict`` writes in its results)."""
     codec = codec or build_codec(cfg)
     kset = keypoint_set or resolve_keypoint_set(cfg)
     return PoseSpec(model_name=cfg.model.name, input_size=cfg.data.input_size, keypoint_set=kset,
                     model_kwargs=dict(cfg.model.kwargs), codec=codec.to_dict(),
                     heatmap_activation="sigmoid" if cfg.loss.name == "rce" else "identity",
-                    flip_test=cfg.eval.flip_test)
+                    flip_test=cfg.eval.flip_test, category_id=category_id)
 
 
 def build_model(cfg: Config, pretrained: bool = True, keypoint_set: KeypointSet | None = None) -> torch.nn.Module:
@@ -133,6 +135,11 @@ def synthetic_split(cfg: Config, split: str) -> dict[str, Any]:
     s = cfg.data.synthetic
     n, seed = (s.train_images, s.train_seed) if split == "train" else (s.val_images, s.val_seed)
     cache = Path(s.cache_dir).expanduser() if s.cache_dir else None
+    if cache is not None:
+        from ..io_utils import check_writable_folder
+
+        # a file on the way is an error; a read-only cache is fine while it already holds the split
+        check_writable_folder(cache, f"data.synthetic.cache_dir={s.cache_dir}", writable=False)
     generator = None if s.difficulty == "default" else SynthConfig.preset(s.difficulty)
     if s.generator:
         known = set(SynthConfig.__dataclass_fields__)
@@ -280,20 +287,49 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     use_amp = cfg.train.amp and dev.type == "cuda"
     cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
-        log_handler = logging.FileHandler(out_dir / "train.log")
-        log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("fasterpose").addHandler(log_handler)
-    else:  # rank 0 logs for everyone
-        logging.getLogger("fasterpose").setLevel(logging.WARNING)
+    created = main and not out_dir.exists()
+    hold = contextlib.ExitStack()  # rank 0 holds the run folder: a second run into it is refused, not mixed in
+    failed = True
     try:
-        return _train(cfg, keypoint_set, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
+        if main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            hold.enter_context(exclusive_folder(out_dir, "train"))
+            save_config(cfg, out_dir / "config.yaml")
+            log_handler = logging.FileHandler(out_dir / "train.log")
+            log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger("fasterpose").addHandler(log_handler)
+        else:  # rank 0 logs for everyone
+            logging.getLogger("fasterpose").setLevel(logging.WARNING)
+        result = _train(cfg, keypoint_set, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
+        failed = False
+        return result
     finally:
         if log_handler is not None:
             logging.getLogger("fasterpose").removeHandler(log_handler)
             log_handler.close()
+        hold.close()
+        if failed and created:
+            _remove_run_without_checkpoint(out_dir)
+
+
+# What a run writes besides its checkpoints: a folder holding only these is a run that failed before its first one.
+_RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "metrics.csv", "curves.png", "val_results.json")
+
+
+def _remove_run_without_checkpoint(out_dir: Path) -> None:
+    """Remove the run folder this run created, when it failed (or was interrupted) before writing a checkpoint:
+    nothing in it could be resumed or used, and an empty run would only stand in the way of the next one."""
+    try:
+        names = {p.name for p in out_dir.iterdir()}
+    except OSError:
+        return
+    if not names <= set(_RUN_FILES):
+        return  # a checkpoint (or a file of the user's) is there: keep everything
+    for name in names:
+        with contextlib.suppress(OSError):
+            (out_dir / name).unlink()
+    with contextlib.suppress(OSError):
+        out_dir.rmdir()
 
 
 def _check_resume_fits(cfg: Config, resume_path: Path, keypoint_set: KeypointSet) -> None:
@@ -301,6 +337,9 @@ def _check_resume_fits(cfg: Config, resume_path: Path, keypoint_set: KeypointSet
     from ..checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(resume_path)
+    if "optimizer" not in ckpt:
+        raise CheckpointError(f"{resume_path} is an inference-only checkpoint (no optimizer state); it cannot be "
+                              "resumed. Start a new run with --out NEW_FOLDER; nothing was written")
     theirs_set = PoseSpec.from_dict(ckpt["spec"]).keypoint_set
     if theirs_set != keypoint_set:
         raise ConfigError(f"--resume {resume_path}: the checkpoint predicts keypoint set {theirs_set.name!r} "
@@ -348,12 +387,12 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
 
     # ---- data
     codec = build_codec(cfg)
-    spec = build_spec(cfg, codec, keypoint_set)
     if main:  # rank 0 generates/caches the synthetic data first, the others then find it complete
         train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
     D.barrier()
     if not main:
         train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
+    spec = build_spec(cfg, codec, keypoint_set, category_id=getattr(train_set, "category_id", None))
     val_set = None
     if t_cfg.val_every > 0:
         if main:
@@ -483,10 +522,11 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
             if D.any_true(not math.isfinite(loss_value), dev):
                 if bar is not None:
                     bar.close()
+                kept = (f"The last good checkpoint is {out_dir / 'last.pt'} (it is never overwritten with non-finite "
+                        "weights)." if (out_dir / "last.pt").is_file() else "No checkpoint had been written yet.")
                 raise TrainingDivergedError(
                     f"loss is {loss_value} at iteration {step + 1} (epoch {epoch + 1}, batch {i + 1}/{iters_per_epoch},"
-                    f" lr {lr:.3g}); training stopped. The last good checkpoint is {out_dir / 'last.pt'} (it is "
-                    "never overwritten with non-finite weights). Try a lower optim.lr (e.g. --opt optim.lr=...), a "
+                    f" lr {lr:.3g}); training stopped. {kept} Try a lower optim.lr (e.g. --opt optim.lr=...), a "
                     "warmup (--opt optim.warmup_iters=500), gradient clipping (--opt optim.grad_clip=1.0), or check "
                     "the data (annotations, boxes, images).")
             optimizer.zero_grad(set_to_none=True)
@@ -556,8 +596,8 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
         if is_best and main:
             import shutil
 
-            shutil.copyfile(out_dir / "last.pt", out_dir / ".best.pt.tmp")
-            os.replace(out_dir / ".best.pt.tmp", out_dir / "best.pt")
+            with atomic_path(out_dir / "best.pt") as tmp:  # a temporary named by pid: a killed copy is cleaned up
+                shutil.copyfile(out_dir / "last.pt", tmp)
         if main:
             write_metrics(out_dir, history)
         if stop:

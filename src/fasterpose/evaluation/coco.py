@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,8 @@ _NMS_CHOICES = ("oks", "soft", None)
 # Fields COCOeval reads from every ground-truth annotation of a keypoint category.
 _GT_FIELDS = ("id", "image_id", "category_id", "keypoints", "num_keypoints", "iscrowd", "area", "bbox")
 _RESULT_FIELDS = ("image_id", "category_id", "keypoints", "score")
+#: Fields of _GT_FIELDS that training does not need; :func:`fill_eval_fields` fills them in where missing.
+_FILLED_FIELDS = ("num_keypoints", "iscrowd", "area")
 
 
 @contextlib.contextmanager
@@ -117,9 +119,10 @@ def load_coco(ann_file: str | os.PathLike) -> COCO:
     """Load and validate a COCO person-keypoints annotation file.
 
     Checks that it exists, is JSON, has ``images`` / ``annotations`` / ``categories``, declares at least one
-    category with a ``keypoints`` name list, and that every annotation of such a category has the fields
-    ``COCOeval`` reads (``id, image_id, category_id, keypoints, num_keypoints, iscrowd, area, bbox``), a
-    ``keypoints`` list of length ``3 * K`` and an ``image_id`` listed in ``images``.
+    category with a ``keypoints`` name list, and that every annotation of such a category has ``id, image_id,
+    category_id, keypoints, bbox``, a ``keypoints`` list of length ``3 * K`` and an ``image_id`` listed in
+    ``images``. The other fields ``COCOeval`` reads (``num_keypoints, iscrowd, area``) are filled in with a warning
+    where a keypoint annotation lacks them (:func:`fill_eval_fields`, as training's evaluation does).
 
     Args:
         ann_file: path of e.g. ``person_keypoints_val2017.json``.
@@ -157,11 +160,14 @@ def load_coco(ann_file: str | os.PathLike) -> COCO:
             raise DataError(f"{path}: annotations[{i}] has no 'id'; every annotation needs a unique 'id'")
         if ann.get("category_id") not in kp_cats:
             continue
-        absent = [f for f in _GT_FIELDS if f not in ann]
+        absent = [f for f in _GT_FIELDS if f not in ann and f not in _FILLED_FIELDS]
         if absent:
             raise DataError(f"{path}: annotations[{i}] (id {ann['id']!r}) misses {', '.join(map(repr, absent))}; "
-                            "COCOeval needs them for every keypoint annotation (num_keypoints = number of "
-                            "keypoints with v > 0)")
+                            "COCOeval needs them for every keypoint annotation")
+        if "area" not in ann and not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4
+                                      and all(_finite(v) for v in ann["bbox"])):
+            raise DataError(f"{path}: annotations[{i}] (id {ann['id']!r}) has no 'area' and its 'bbox' "
+                            f"{ann['bbox']!r} is not 4 finite numbers [x, y, w, h] to compute it from; fix the box")
         k = kp_cats[ann["category_id"]]
         kps = ann["keypoints"]
         if not isinstance(kps, list) or len(kps) != 3 * k:
@@ -176,6 +182,11 @@ def load_coco(ann_file: str | os.PathLike) -> COCO:
     if unknown_images:
         raise DataError(f"{path}: annotations refer to image ids not listed in 'images': "
                         f"{_name_some(sorted(set(unknown_images), key=str))}; fix or remove them")
+    filled = fill_eval_fields(data, kp_cats)
+    if filled:
+        logger.warning("%s: %d keypoint annotations lack 'area', 'num_keypoints' or 'iscrowd' (first: id %r); "
+                       "scored with area = box w*h, num_keypoints = the number of keypoints with v > 0, iscrowd = 0, "
+                       "as training evaluates them", path, len(filled), filled[0])
     coco = COCO()
     coco.dataset = data
     with _quiet("createIndex"):
@@ -216,6 +227,31 @@ _rescore = rescore  # reachable inside functions whose ``rescore`` flag shadows 
 #: between COCO's eyes (0.025) and hips (0.107). AP computed with it compares models on one dataset, not datasets;
 #: reports say when it was used.
 DEFAULT_OKS_SIGMA = 0.05
+
+
+def fill_eval_fields(data: dict[str, Any], category_ids: Collection[Any]) -> list[Any]:
+    """Add the fields COCOeval reads that keypoint annotations of ``category_ids`` lack, in place.
+
+    ``iscrowd`` = 0, ``num_keypoints`` = the number of keypoints with v > 0, ``area`` = box ``w * h`` (how files
+    without segmentations are scored). Training reads none of these, so many hand-made files leave them out.
+
+    Returns:
+        the ids of the annotations that lacked any of them.
+    """
+    filled = []
+    for a in data.get("annotations", []):
+        if not isinstance(a, dict) or a.get("category_id") not in category_ids:
+            continue
+        if all(k in a for k in _FILLED_FIELDS):
+            continue
+        filled.append(a.get("id"))
+        a.setdefault("iscrowd", 0)
+        if "num_keypoints" not in a:
+            a["num_keypoints"] = int(sum(1 for v in a.get("keypoints", [])[2::3] if v > 0))
+        if "area" not in a:
+            box = a.get("bbox") or [0, 0, 0, 0]
+            a["area"] = float(box[2]) * float(box[3])
+    return filled
 
 
 def oks_sigmas(keypoint_set: KeypointSet) -> tuple[np.ndarray, bool]:
@@ -447,11 +483,13 @@ def evaluate_keypoints(
     """Official COCO keypoint AP/AR with pycocotools, optionally after rescoring and OKS-NMS of the results.
 
     With ``rescore=False, nms=None`` this is exactly ``COCOeval(gt, gt.loadRes(results), "keypoints")``
-    (evaluate, accumulate, summarize). Otherwise the results are first processed like :func:`make_results`:
-    each result's ``score`` is taken as the **box score** and the third value of each keypoint as the
-    **keypoint score**; the NMS area of a result is its ``bbox`` ``w * h`` when present, else its ``area``,
-    else the area of its keypoints' extent (what ``loadRes`` computes). Other fields of a result (e.g. ``bbox``)
-    are kept. The input list is never modified (``loadRes`` adds ``area``/``bbox``/``id`` to copies).
+    (evaluate, accumulate, summarize) with ``params.catIds`` = the results' one category, so that boxes of a
+    file's other categories (a ``car`` beside the keypoint category) are not scored as missed. Otherwise the
+    results are first processed like :func:`make_results`: each result's ``score`` is taken as the **box score**
+    and the third value of each keypoint as the **keypoint score**; the NMS area of a result is its ``bbox``
+    ``w * h`` when present, else its ``area``, else the area of its keypoints' extent (what ``loadRes`` computes).
+    Other fields of a result (e.g. ``bbox``) are kept. The input list is never modified (``loadRes`` adds
+    ``area``/``bbox``/``id`` to copies).
 
     Args:
         coco_gt: ground truth (a ``COCO`` or a path, loaded with :func:`load_coco`).
@@ -478,6 +516,9 @@ def evaluate_keypoints(
     k = len(results[0]["keypoints"]) // 3
     if len({len(r["keypoints"]) for r in results}) != 1:
         raise DataError("results: entries have keypoint lists of different lengths; evaluate one category at a time")
+    categories = sorted({r["category_id"] for r in results}, key=str)
+    if len(categories) != 1:
+        raise DataError(f"results: entries of several categories {categories}; evaluate one category at a time")
     if sigmas is None:
         sigmas, source = category_sigmas(coco_gt, results[0]["category_id"])
         logger.info("OKS sigmas: %s", source)
@@ -498,6 +539,7 @@ def evaluate_keypoints(
     with _quiet("COCOeval"):
         coco_dt = coco_gt.loadRes(processed)
         ev = COCOeval(coco_gt, coco_dt, "keypoints")
+        ev.params.catIds = categories  # only the results' category: a file's other categories are not scored
         if sigmas is not None or k != COCO17.num_keypoints:
             ev.params.kpt_oks_sigmas = sig
         ev.evaluate()

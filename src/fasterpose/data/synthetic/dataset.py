@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ...errors import DataError
-from ...io_utils import atomic_write_json
+from ...io_utils import atomic_write_json, remove_stale_temporaries
 from ...keypoints import COCO17
 from .config import SynthConfig
 from .detector import _detections
@@ -89,14 +89,17 @@ def _write_image(path: Path, img: np.ndarray, quality: int) -> None:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OSError(f"could not encode {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.", suffix=".jpg", dir=path.parent)
+    # the writer's pid in the name (as io_utils does): a temporary of a killed run is removed by the next one
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp.{os.getpid()}.", suffix=".jpg", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.tobytes())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:
+            e.filename = str(path)
         raise
 
 
@@ -166,6 +169,7 @@ def generate_dataset(out_dir: str | os.PathLike, num_images: int, seed: int = 0,
     if paths["annotations"].exists():
         paths["annotations"].unlink()
     paths["images"].mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(paths["images"])  # images half-written by a killed run
 
     if progress is None:
         progress = sys.stderr.isatty()
@@ -251,6 +255,10 @@ def ensure_synthetic_dataset(cache_dir: str | os.PathLike | None = None, split: 
     return generate_dataset(root / f"{split}-{params_hash(params)}", num_images, seed, size, config, progress)
 
 
+# Largest synthetic image side: a 4096x4096 image already needs ~200 MB of float buffers while it is drawn.
+MAX_IMAGE_SIDE = 4096
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"256x192"`` -> ``(256, 192)``; ``"256"`` -> ``(256, 256)``."""
     try:
@@ -259,6 +267,6 @@ def parse_size(text: str) -> tuple[int, int]:
         parts = []
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or min(parts) < 32:
-        raise DataError(f"size must be HxW (height x width, each >= 32), e.g. 256x256; got {text!r}")
+    if len(parts) != 2 or min(parts) < 32 or max(parts) > MAX_IMAGE_SIDE:
+        raise DataError(f"size must be HxW (height x width, each 32..{MAX_IMAGE_SIDE}), e.g. 256x256; got {text!r}")
     return parts[0], parts[1]
