@@ -65,6 +65,40 @@ def run_cli(args: list[str], prelude: str = "", file_size_limit: int | None = No
     return subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, cwd=cwd, timeout=timeout)
 
 
+#: The ways :func:`damaged_checkpoint` damages a checkpoint.
+CHECKPOINT_DAMAGES = ("garbage", "missing", "truncated", "onnx_file", "no_spec", "nan_weight")
+
+
+def damaged_checkpoint(good: Path, damage: str, folder: Path) -> Path:
+    """``folder/model.pth``: a copy of the checkpoint ``good`` damaged as a user's file can be.
+
+    ``garbage``: not a checkpoint at all; ``missing``: not there; ``truncated``: a copy interrupted half-way;
+    ``onnx_file``: the export beside ``good`` (``good.with_suffix(".onnx")``) given as the checkpoint; ``no_spec``:
+    a checkpoint whose spec is invalid; ``nan_weight``: a NaN in one bias (the model would predict NaN keypoints).
+    """
+    ckpt = folder / "model.pth"
+    if damage == "garbage":
+        ckpt.write_bytes(b"garbage, not a checkpoint")
+    elif damage == "truncated":
+        data = good.read_bytes()
+        ckpt.write_bytes(data[: len(data) // 2])
+    elif damage == "onnx_file":
+        ckpt.write_bytes(good.with_suffix(".onnx").read_bytes())
+    elif damage in ("no_spec", "nan_weight"):
+        import torch
+
+        state = torch.load(good, map_location="cpu", weights_only=False)
+        if damage == "no_spec":
+            state["spec"] = {"model_name": 3}
+        else:
+            name = [k for k in state["model"] if k.endswith("bias")][-1]
+            state["model"][name][0] = float("nan")
+        torch.save(state, ckpt)
+    elif damage != "missing":
+        raise ValueError(f"unknown damage {damage!r}; one of {CHECKPOINT_DAMAGES}")
+    return ckpt
+
+
 def digest(folder: Path) -> dict[str, str]:
     """Every entry under ``folder`` (hidden ones too): file contents by hash, symlinks by target, folders by name."""
     if not folder.exists():

@@ -89,4 +89,4 @@ def test_warnings_alone_pass_and_unusable_files_fail(tmp_path: Path, capsys: pyt
     assert "no category declares 'keypoints'" in capsys.readouterr().out
     ann.write_text("{not json")
     assert main(["check-data", str(ann)]) == 2
-    assert "could not be read as JSON" in capsys.readouterr().err
+    assert "not valid JSON (Expecting property name" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def test_cli_table_and_errors(tmp_path, capsys):
     assert "| AP " in out and "1.000" in out and "soft OKS-NMS" in out
     assert main(["eval-results", str(OCH_ANN), str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
-    assert "missing.json" in err and "not found" in err and "Traceback" not in err
+    assert "missing.json" in err and "does not exist" in err and "Traceback" not in err
 
 
 # --- files written by other tools: COCOeval fields left out, other categories beside the keypoint one --------------
@@ -248,7 +248,7 @@ def test_load_coco_rejects_bad_annotations(tmp_path, edit, words):
 
 
 def test_load_coco_missing_and_not_json(tmp_path):
-    with pytest.raises(DataError, match="nope.json: annotation file not found"):
+    with pytest.raises(DataError, match="nope.json: annotation file does not exist"):
         load_coco(tmp_path / "nope.json")
     bad = write(tmp_path / "bad.json", "{not json")
     with pytest.raises(DataError, match=r"bad\.json: not valid JSON .*line 1"):
@@ -287,5 +287,5 @@ def test_load_results_rejects_bad_results(tmp_path, results, words):
 
 
 def test_load_results_missing_file(tmp_path):
-    with pytest.raises(DataError, match="res.json: results file not found"):
+    with pytest.raises(DataError, match="res.json: results file does not exist"):
         load_results(tmp_path / "res.json", load_coco(COCO_ANN))

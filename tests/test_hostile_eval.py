@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hostile import assert_exit, assert_refused, digest, read_only, run_cli, self_signal
+from hostile import assert_exit, assert_refused, damaged_checkpoint, digest, read_only, run_cli, self_signal
 
 from fasterpose.cli import main
 
@@ -46,19 +46,8 @@ def test_read_only_results_folder(tiny_run: Path, tmp_path: Path) -> None:
                                              ("truncated", "could not be read"), ("nan_weight", "non-finite values")])
 def test_damaged_checkpoints(tiny_run: Path, tmp_path: Path, damage: str, message: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = tmp_path / "model.pth"
-    if damage == "garbage":
-        ckpt.write_bytes(b"garbage, not a checkpoint")
-    elif damage == "truncated":
-        data = (tiny_run / "last.pt").read_bytes()
-        ckpt.write_bytes(data[: len(data) // 2])  # a copy interrupted half-way
-    elif damage == "nan_weight":  # would score NaN keypoints (written into --results) before this was checked
-        import torch
-
-        state = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
-        name = [k for k in state["model"] if k.endswith("bias")][-1]
-        state["model"][name][0] = float("nan")
-        torch.save(state, ckpt)
+    # nan_weight would score NaN keypoints (written into --results) before this was checked
+    ckpt = damaged_checkpoint(tiny_run / "last.pt", damage, tmp_path)
     assert main(["eval", "--checkpoint", str(ckpt), "--results", str(tmp_path / "r.json")]) == 2
     assert_refused(capsys.readouterr().err, "model.pth" if damage != "nan_weight" else "another checkpoint", message)
     assert not (tmp_path / "r.json").exists()

@@ -58,8 +58,8 @@ def test_malformed_results(tmp_path: Path, case: str, message: str, capsys: pyte
 
 
 @pytest.mark.parametrize("which", ["annotations", "results"])
-@pytest.mark.parametrize("what, message", [("missing", "not found"), ("directory", "is a directory"),
-                                           ("device", "not valid JSON")])
+@pytest.mark.parametrize("what, message", [("missing", "does not exist"), ("directory", "is a directory"),
+                                           ("device", "not a regular file")])
 def test_files_that_are_not_files(tmp_path: Path, which: str, what: str, message: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     bad = {"missing": tmp_path / "nope.json", "directory": tmp_path, "device": Path("/dev/null")}[what]

@@ -7,7 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
-from hostile import PEOPLE, assert_exit, assert_refused, digest, read_only, run_cli, self_signal
+from hostile import (
+    CHECKPOINT_DAMAGES,
+    PEOPLE,
+    assert_exit,
+    assert_refused,
+    damaged_checkpoint,
+    digest,
+    read_only,
+    run_cli,
+    self_signal,
+)
 
 from fasterpose.cli import main
 
@@ -54,30 +64,10 @@ def test_read_only_folder(tiny_model: Path, exports: Path) -> None:
     assert digest(exports) == before
 
 
-@pytest.mark.parametrize("damage", ["garbage", "missing", "truncated", "onnx_file", "no_spec", "nan_weight"])
+@pytest.mark.parametrize("damage", CHECKPOINT_DAMAGES)
 def test_damaged_checkpoints(tiny_model: Path, tmp_path: Path, damage: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = tmp_path / "model.pth"
-    if damage == "garbage":
-        ckpt.write_bytes(b"garbage, not a checkpoint")
-    elif damage == "truncated":
-        data = tiny_model.read_bytes()
-        ckpt.write_bytes(data[: len(data) // 2])  # a copy interrupted half-way
-    elif damage == "onnx_file":
-        ckpt.write_bytes(tiny_model.with_suffix(".onnx").read_bytes())  # an export given as the checkpoint
-    elif damage == "no_spec":
-        import torch
-
-        state = torch.load(tiny_model, weights_only=False)
-        state["spec"] = {"model_name": 3}
-        torch.save(state, ckpt)
-    elif damage == "nan_weight":
-        import torch
-
-        state = torch.load(tiny_model, weights_only=False)
-        name = [k for k in state["model"] if k.endswith("bias")][-1]
-        state["model"][name][0] = float("nan")
-        torch.save(state, ckpt)
+    ckpt = damaged_checkpoint(tiny_model, damage, tmp_path)
     out = tmp_path / "out"
     assert main(_export(ckpt, out / "m.onnx")) == 2
     assert_refused(capsys.readouterr().err, "model.pth" if damage != "nan_weight" else "non-finite values")
@@ -105,13 +95,16 @@ def test_out_not_ending_in_onnx(tiny_model: Path, tmp_path: Path, capsys: pytest
     assert notes.read_text() == "mine"
 
 
-def test_a_check_failing_after_the_export_keeps_the_previous_model(tiny_model: Path, exports: Path,
+@pytest.mark.parametrize("option", ["--eval", "--parity-data"])
+def test_a_check_failing_after_the_export_keeps_the_previous_model(tiny_model: Path, exports: Path, option: str,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``--eval`` with a detection file (not keypoint annotations) fails after the model was built: --out keeps the
-    user's earlier export, and no temporary file is left."""
+    user's earlier export, and no temporary file is left. The message names the option that was given."""
     before = digest(exports)
-    assert main(_export(tiny_model, exports / "model.onnx", "--eval", str(PEOPLE / "person_detections.json"))) == 2
-    assert_refused(capsys.readouterr().err, "person_detections.json", "not a COCO keypoints json")
+    assert main(_export(tiny_model, exports / "model.onnx", option, str(PEOPLE / "person_detections.json"))) == 2
+    err = capsys.readouterr().err
+    assert_refused(err, "person_detections.json", "not a COCO keypoints json", f"folder of images as {option}")
+    assert "--calib" not in err
     assert digest(exports) == before
 
 
@@ -161,3 +154,32 @@ def test_out_linked_to_the_checkpoint_is_refused(tiny_model: Path, tmp_path: Pat
     assert main(_export(ckpt, tmp_path / "model.onnx")) == 2
     assert_refused(capsys.readouterr().err, "would overwrite the input file", "m.pth")
     assert digest(tmp_path) == before
+
+
+def test_killed_exports_leave_no_lasting_temporary_folders(tiny_model: Path, exports: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export or a Predictor's on-the-fly export killed with SIGKILL leaves its ``fasterpose_export_<pid>-*`` /
+    ``fasterpose_predictor_<pid>-*`` folder in the system temp folder; the next one removes it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from fasterpose.deploy.predictor import Predictor
+
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))  # the subprocess's
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # this process's (gettempdir() caches its answer)
+    killed = run_cli(_export(tiny_model, exports / "new.onnx"),
+                     prelude=self_signal("fasterpose.deploy.export:export_onnx", 1, "SIGKILL"))
+    assert killed.returncode == -9
+    left = [p.name for p in system_tmp.iterdir()]
+    assert len(left) == 1 and left[0].startswith("fasterpose_export_"), left
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (system_tmp / f"fasterpose_predictor_{dead.pid}-abc").mkdir()
+    assert main(_export(tiny_model, exports / "new.onnx")) == 0
+    assert [p.name for p in system_tmp.iterdir()] == [f"fasterpose_predictor_{dead.pid}-abc"]  # export's only
+    predictor = Predictor(tiny_model, backend="onnxruntime", threads=1)
+    assert [p.name for p in system_tmp.iterdir()] == [Path(predictor._tmpdir.name).name]
+    assert Path(predictor._tmpdir.name).name.startswith(f"fasterpose_predictor_{os.getpid()}-")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile import PEOPLE, assert_exit, assert_refused, digest, read_only, run_cli, self_signal
+from hostile import PEOPLE, assert_exit, assert_refused, damaged_checkpoint, digest, read_only, run_cli, self_signal
 
 from fasterpose.cli import main
 
@@ -150,7 +150,7 @@ def test_inputs_that_are_not_files(tiny_model: Path, tmp_path: Path, what: str,
     ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1e308, 1e308], "score": 0.9}', "bbox must be 4 finite"),
     ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 1' + "0" * 400 + "}", "score must be a"),
     ('{"image_id": 1, "category_id": 1, "bbox": "0 0 10 10", "score": 0.9}', "bbox"),
-    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9', "not a valid json"),
+    ('{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9', "not valid JSON"),
 ])
 def test_malformed_detection_files(tiny_model: Path, tmp_path: Path, entry: str, message: str,
                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -266,12 +266,7 @@ def test_refuses_a_model_with_a_nan_weight(tiny_model: Path, tmp_path: Path, bac
 @pytest.mark.parametrize("damage", ["garbage", "missing", "truncated"])
 def test_damaged_checkpoints(tiny_model: Path, tmp_path: Path, damage: str,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = tmp_path / "model.pth"
-    if damage == "garbage":
-        ckpt.write_bytes(b"garbage, not a checkpoint")
-    elif damage == "truncated":
-        data = tiny_model.read_bytes()
-        ckpt.write_bytes(data[: len(data) // 2])  # a copy interrupted half-way
+    ckpt = damaged_checkpoint(tiny_model, damage, tmp_path)
     out = tmp_path / "out"
     assert main(["predict", str(PEOPLE / "messi5.jpg"), "--checkpoint", str(ckpt), "--full-image",
                  "--out", str(out)]) == 2

@@ -52,6 +52,20 @@ def test_resume_with_another_models_config_is_refused(tiny_run: Path, tmp_path: 
     assert digest(tiny_run) == before  # config.yaml and the checkpoints untouched
 
 
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_resume_of_a_finished_run_with_no_epochs_left_is_refused(tiny_run: Path, epochs: int,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The 2-epoch run resumed with train.epochs=1 (or 2) would train nothing and rewrite config.yaml: refused, with
+    what was asked, what the run did and how to train more, before the run folder is touched."""
+    before = digest(tiny_run)
+    last = tiny_run / "last.pt"
+    assert _main(["train", "--resume", str(last), "--opt", f"train.epochs={epochs}", "--device", "cpu"]) == 2
+    assert_refused(capsys.readouterr().err, f"--resume {last}", "already trained 2 epochs",
+                   f"train.epochs={epochs} asks for", "higher train.epochs", f"--resume {last} --opt train.epochs=12",
+                   "nothing was written")
+    assert digest(tiny_run) == before
+
+
 def test_resume_from_an_inference_only_checkpoint_is_refused(tiny_run: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Refused before the run folder is touched (its config.yaml used to be replaced first)."""

@@ -55,11 +55,21 @@ def test_download_checks_hash_from_name_and_caches(cache: Path) -> None:
         assert again == path and len(server.requests) == 1  # served from the cache
 
 
+def test_cache_path_names_the_file_before_any_download(cache: Path) -> None:
+    url = "https://example.org/a/b/yolox_tiny_8xb8-300e_humanart-6f3252f9.zip?download=1#top"
+    assert hub.cache_path(url) == cache / "yolox_tiny_8xb8-300e_humanart-6f3252f9.zip"  # the path, not the query
+    assert hub.cache_path("https://example.org/dl?id=7", file_name="w.pth") == cache / "w.pth"
+    assert not cache.exists()  # only a name: nothing is created
+    with pytest.raises(hub.DownloadError, match="cannot tell the file name of https://example.org/; pass file_name"):
+        hub.cache_path("https://example.org/")
+
+
 def test_explicit_name_and_prefix(cache: Path) -> None:
     with serve() as server:
         server.files["/dl?id=7"] = PAYLOAD
         path = hub.cached_download(server.url("/dl?id=7"), file_name="res50_coco-x.pth", sha256_prefix=SHA[:8],
                                    progress=False)
+        assert path == hub.cache_path(server.url("/dl?id=7"), file_name="res50_coco-x.pth")
     assert path.read_bytes() == PAYLOAD and _listing(cache) == ["res50_coco-x.pth"]
 
 

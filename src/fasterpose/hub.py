@@ -25,7 +25,7 @@ from pathlib import Path
 from .errors import CheckpointError
 from .io_utils import atomic_path, check_writable_folder
 
-__all__ = ["DownloadError", "cache_dir", "cached_download", "hash_prefix_from_name", "sha256_of"]
+__all__ = ["DownloadError", "cache_dir", "cache_path", "cached_download", "hash_prefix_from_name", "sha256_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,19 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(xdg, "torch")
     return Path(os.path.expanduser(torch_home)) / "hub" / "checkpoints"
+
+
+def cache_path(url: str, file_name: str | None = None) -> Path:
+    """Where :func:`cached_download` keeps ``url``'s file: ``file_name``, else the last part of the URL's path, in
+    :func:`cache_dir` (whether it is there yet or not).
+
+    Raises:
+        DownloadError: no ``file_name`` and the URL's path does not end in one.
+    """
+    name = file_name or os.path.basename(urllib.parse.urlparse(url).path)
+    if not name or name in (".", ".."):
+        raise DownloadError(f"cannot tell the file name of {url}; pass file_name")
+    return cache_dir() / name
 
 
 def hash_prefix_from_name(file_name: str) -> str | None:
@@ -125,11 +138,8 @@ def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: st
             cached file has the wrong hash.
         DataError: the cache folder cannot be written.
     """
-    name = file_name or os.path.basename(urllib.parse.urlparse(url).path)
-    if not name or name in (".", ".."):
-        raise DownloadError(f"cannot tell the file name of {url}; pass file_name")
-    prefix = (sha256_prefix or (hash_prefix_from_name(name) if hash_from_name else None) or "").lower() or None
-    dest = cache_dir() / name
+    dest = cache_path(url, file_name)
+    prefix = (sha256_prefix or (hash_prefix_from_name(dest.name) if hash_from_name else None) or "").lower() or None
     if dest.is_file():
         return _check_cached(dest, url, prefix)
     check_writable_folder(dest.parent, f"the weights cache {dest.parent}")
@@ -147,7 +157,7 @@ def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: st
     with response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        show = _progress_printer(total, name, progress and sys.stderr.isatty())
+        show = _progress_printer(total, dest.name, progress and sys.stderr.isatty())
         digest = hashlib.sha256()
         done = 0
         with atomic_path(dest) as tmp:  # removed on any error below: nothing half-downloaded stays

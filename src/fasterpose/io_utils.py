@@ -12,15 +12,20 @@ What is at the destination decides what happens (a careful user's expectation, R
 
 Temporary files carry the writer's process id (``.<stem>.tmp.<pid>.<random><suffix>``); one left behind by a process
 that was killed (SIGKILL, power loss) is removed by the next write into the same folder.
+
+Reading a user's JSON file goes through :func:`read_json`, so every reader fails the same clear way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,54 @@ def not_a_file(path: str | os.PathLike) -> str:
     if not path.exists():
         return "does not exist"
     return "is a directory, not a file" if path.is_dir() else "is not a regular file (a device, FIFO or socket)"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: parsing a big JSON file creates millions of containers and would trigger ~all collections
+    for nothing (nothing is garbage yet); this halves the load time of large annotation files."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_json(path: str | os.PathLike, kind: str, hint: str, pause_gc: bool = False) -> Any:
+    """Parse a user's JSON file; every way it can fail is a :class:`DataError` naming the file and what to do.
+
+    Args:
+        path: the file; pipes (``/dev/fd/63`` from a shell's ``<(...)``) are read like files, devices refused.
+        kind: what the file should be, for messages: ``"annotation"`` gives "... the annotation file ...".
+        hint: what to do instead, e.g. ``"pass a COCO keypoint annotation json"``.
+        pause_gc: pause the cyclic GC while parsing (large annotation files load about twice as fast).
+
+    Raises:
+        DataError: ``path`` is a directory or a device, does not exist or cannot be read, is not UTF-8 text, not
+            valid JSON (the message gives the line and column), or nested too deeply to parse.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not the {kind} file; {hint}")
+    if not path.exists():  # not is_file(): pipes such as /dev/fd/63 are fine
+        raise DataError(f"{path}: {kind} file does not exist; {hint}")
+    try:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # /dev/zero would be read for ever
+            raise DataError(f"{path}: is not a regular file (a device or socket), not the {kind} file; {hint}")
+        with open(path, encoding="utf-8") as f, (gc_paused() if pause_gc else contextlib.nullcontext()):
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); the {kind} file "
+                        f"must be a JSON document; {hint}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file; the {kind} file must be a JSON document; {hint}") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be the {kind} file; {hint}") from None
+    except OSError as e:
+        raise DataError(f"{path}: the {kind} file could not be read ({e.strerror or e}); {hint}") from None
 
 
 def check_writable(path: str | os.PathLike, what: str) -> Path:
@@ -178,6 +231,33 @@ def remove_stale_temporaries(folder: Path) -> None:
         if pid.isdigit() and process_gone(int(pid)):
             with contextlib.suppress(OSError):
                 entry.unlink()
+
+
+def remove_stale_folders(parent: str | os.PathLike, prefix: str) -> None:
+    """Remove the ``<prefix><pid>-*`` folders in ``parent`` whose process no longer exists (a killed run's).
+
+    Folders of live processes, of other users' processes, and names without a pid (older versions) are left alone.
+    """
+    import shutil
+
+    try:
+        entries = list(Path(parent).glob(glob_escape(prefix) + "*"))
+    except OSError:
+        return
+    for entry in entries:
+        pid, dash, _ = entry.name[len(prefix):].partition("-")
+        if dash and pid.isdigit() and entry.is_dir() and not entry.is_symlink() and process_gone(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def temp_folder(prefix: str, parent: str | os.PathLike | None = None) -> tempfile.TemporaryDirectory:
+    """A new temporary folder ``<prefix><pid>-<random>`` in ``parent`` (default: the system's temporary folder),
+    removed when its context (or its ``cleanup()``) ends; the folders that killed processes left under the same
+    prefix are removed first (:func:`remove_stale_folders`).
+    """
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    remove_stale_folders(parent, prefix)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=parent)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +61,11 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
     from ..deploy.crops import coco_person_boxes
     from ..deploy.predictor import Predictor
     from ..evaluation.coco import make_results, oks_sigmas
+    from ..io_utils import read_json
 
     predictor = Predictor(onnx_path, backend="onnxruntime")
     image_ids, keypoints, areas = [], [], []
-    for image_id, path, boxes in coco_person_boxes(ann_file, image_root):
+    for image_id, path, boxes in coco_person_boxes(ann_file, image_root, "--eval"):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise DataError(f"cannot read image {path} listed in {ann_file}")
@@ -75,7 +75,7 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
             keypoints.append(p["keypoints"])
             areas.append(p["box"][2] * p["box"][3])
     kp = np.stack(keypoints)
-    gt = json.loads(ann_file.read_text())
+    gt = read_json(ann_file, "COCO keypoints", "pass a COCO person keypoints json as --eval")
     cat = next((c["id"] for c in gt.get("categories", []) if isinstance(c, dict) and c.get("keypoints")), 1)
     results = make_results(image_ids, kp, np.ones(len(kp)), np.asarray(areas),
                            sigmas=oks_sigmas(predictor.keypoint_set)[0], category_id=cat)
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
-    from ..io_utils import check_not_an_input, check_writable
+    from ..io_utils import check_not_an_input, check_writable, temp_folder
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -121,12 +121,13 @@ def run(args: argparse.Namespace) -> int:
             idx = np.linspace(0, len(calib) - 1, num=min(8, len(calib))).round().astype(int)
             parity, parity_desc = calib[idx], f"{len(idx)} of {calib_desc}"
         else:
-            parity, parity_desc = collect_crops(parity_src, spec, max_crops=8, image_root=image_root)
+            parity, parity_desc = collect_crops(parity_src, spec, max_crops=8, image_root=image_root,
+                                                option="--parity-data" if args.parity_data else "--calib")
     else:
         parity, parity_desc = default_parity_crops(spec)
 
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "out": str(out)}
-    with tempfile.TemporaryDirectory(prefix="fasterpose_export_") as tmpdir:
+    with temp_folder("fasterpose_export_") as tmpdir:
         # Every model is written in the temporary folder first: --out is replaced only when all checks (parity,
         # int8 agreement, --eval) succeeded, so a failed or interrupted export never leaves a file there.
         fp32_path = Path(tmpdir) / "fp32.onnx"
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             # else the calibration crops themselves.
             if args.eval_ann:
                 check, check_desc = collect_crops(args.eval_ann, spec, max_crops=args.calib_size, augment=False,
-                                                  image_root=image_root)
+                                                  image_root=image_root, option="--eval")
             else:
                 check, check_desc = calib, f"the calibration crops ({calib_desc})"
             ref = run_session(ort_session(fp32_path), check)

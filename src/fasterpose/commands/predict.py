@@ -40,7 +40,6 @@ import argparse
 import logging
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -537,7 +536,7 @@ def _check_written_video(path: Path, frames: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cpu import check_threads
     from ..deploy.predictor import Predictor
-    from ..io_utils import exclusive_folder
+    from ..io_utils import exclusive_folder, remove_stale_folders
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()
@@ -593,7 +592,7 @@ def run(args: argparse.Namespace) -> int:
         with exclusive_folder(out, "predict"):  # a second run into --out at the same time is refused
             if not webcam:  # again, now that no other run can write results.json
                 _check_not_another_run(out, {p.name for p in inputs})
-            _remove_stale_staging(out)
+            remove_stale_folders(out, ".predict-")  # staging folders of killed runs
             return _predict(args, src, kind, inputs, out, boxes, predictor)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
@@ -615,27 +614,16 @@ def _warn_if_not_person(keypoint_set: Any, args: argparse.Namespace) -> None:
                    "each image shows one object", keypoint_set.name, names, source)
 
 
-def _remove_stale_staging(out: Path) -> None:
-    """Remove ``.predict-<pid>-*`` staging folders of runs that were killed (their process no longer exists)."""
-    import shutil
-
-    from ..io_utils import process_gone
-
-    for entry in out.glob(".predict-*"):
-        pid = entry.name[len(".predict-"):].split("-", 1)[0]
-        if entry.is_dir() and pid.isdigit() and process_gone(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
 def _predict(args: argparse.Namespace, src: str, kind: str, inputs: list[Path], out: Path, boxes: _Boxes,
              predictor: Any) -> int:
     from ..evaluation.coco import write_results
+    from ..io_utils import temp_folder
 
     run_ = _Run(predictor, boxes, args)
     missing = 0
     t0 = time.perf_counter()
     # Outputs are produced in a staging folder inside --out and moved into place only when everything succeeded.
-    with tempfile.TemporaryDirectory(prefix=f".predict-{os.getpid()}-", dir=out) as stage_dir:
+    with temp_folder(".predict-", out) as stage_dir:
         stage = Path(stage_dir)
         if kind == "images":
             written, missing = _run_images(run_, inputs, stage, args)

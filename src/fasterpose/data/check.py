@@ -15,7 +15,6 @@ of them (all when the dataset is smaller), chosen evenly over the file.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..io_utils import read_json
 from ..keypoint_names import unpaired_sided
 from ..keypoints import KeypointSet
 from .coco import default_image_root
@@ -107,13 +107,7 @@ def check_dataset(ann_file: str | os.PathLike, image_root: str | os.PathLike | N
         DataError: the file does not exist or is not JSON (nothing else can be checked then).
     """
     path = Path(ann_file)
-    try:
-        with path.open(encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"annotation file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"annotation file {path} could not be read as JSON ({e})") from None
+    data = read_json(path, "annotation", "pass a COCO keypoint annotation json", pause_gc=True)
     report = DataReport(ann_file=str(path), image_root=None if image_root is None else str(image_root))
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):

@@ -17,9 +17,7 @@ ranks reproduces it exactly.
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
-import json
 import logging
 import operator
 import os
@@ -35,6 +33,7 @@ from torch.utils.data import Dataset
 from .. import geometry
 from ..codec import HeatmapCodec
 from ..errors import ConfigError, DataError
+from ..io_utils import gc_paused, read_json
 from ..keypoints import COCO17, KeypointSet, get_keypoint_set
 from .augment import AugmentConfig, color_jitter, half_body_transform, random_flip, random_scale_rotation
 from .detections import read_detections
@@ -228,29 +227,6 @@ def default_image_root(ann_file: Path, first_image: str | None) -> Path:
     return folder
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic GC: parsing a big json creates millions of containers and would trigger ~all collections
-    for nothing (nothing is garbage yet); this halves the load time of large annotation files."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _load_json(path: Path, what: str, hint: str) -> Any:
-    if not path.is_file():
-        raise DataError(f"{what} {path} does not exist; {hint}")
-    try:
-        with open(path, encoding="utf-8") as f, _gc_paused():
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a valid json file ({e}); {hint}") from None
-
-
 class CocoKeypoints(TopDownDataset):
     """COCO-format keypoint dataset (COCO, OCHuman, CrowdPose-style files), one sample per person box.
 
@@ -295,13 +271,13 @@ class CocoKeypoints(TopDownDataset):
         self.det_score_thr = float(det_score_thr)
         self._coco = None
         hint = "pass a COCO keypoint annotation file (e.g. person_keypoints_val2017.json)"
-        data = _load_json(self.ann_file, "annotation file", hint)
+        data = read_json(self.ann_file, "annotation", hint, pause_gc=True)
         if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
                 or not isinstance(data.get("annotations"), list):
             found = sorted(data)[:8] if isinstance(data, dict) else f"a json {type(data).__name__}"
             raise DataError(f"{self.ann_file}: not a COCO annotation file (needs 'images' and 'annotations' lists; "
                             f"found {found}); {hint}")
-        with _gc_paused():
+        with gc_paused():
             person_id = self.category_id = self._person_category(data)
             images = self._parse_images(data["images"])
             anns = self._parse_annotations(data["annotations"], person_id, images)
@@ -518,7 +494,7 @@ class CocoKeypoints(TopDownDataset):
 
             from ..evaluation.coco import fill_eval_fields
 
-            data = _load_json(self.ann_file, "annotation file", "pass a COCO keypoint annotation file")
+            data = read_json(self.ann_file, "annotation", "pass a COCO keypoint annotation file", pause_gc=True)
             filled = len(fill_eval_fields(data, {getattr(self, "category_id", 1)}))
             if filled:
                 logger.info("%s: %d keypoint annotations lack area/num_keypoints/iscrowd; evaluated with area = box "

@@ -12,7 +12,6 @@ Boxes with zero or negative width/height are skipped and counted (one warning pe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import not_a_file
+from ..io_utils import read_json
 
 __all__ = ["Detections", "ids_from_file_names", "read_detections", "load_detections", "match_detections"]
 
@@ -95,14 +94,8 @@ def read_detections(path: str | os.PathLike, image_ids: list[int] | np.ndarray |
             field (the message names the file, the entry index and the field).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"detection file {path} {not_a_file(path)}; pass the json written by your person detector "
-                        "(COCO results format: a list of {image_id, category_id, bbox, score})")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _fail(path, f"not a valid json file ({e})") from None
+    data = read_json(path, "detection", "pass the json written by your person detector (COCO results format: a list "
+                     "of {image_id, category_id, bbox, score})")
 
     file_names: dict[int, str] = {}
     meta: dict = {}

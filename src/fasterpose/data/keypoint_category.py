@@ -16,7 +16,6 @@ Any of ``flip_pairs``, ``skeleton``, ``sigmas``, ``upper_body`` can then be repl
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..io_utils import read_json
 from ..keypoint_names import infer_flip_pairs, infer_sides, infer_upper_body
 from ..keypoints import KEYPOINT_SETS, KeypointSet
 
@@ -100,13 +100,7 @@ def keypoint_set_from_category(cat: dict[str, Any], source: str | os.PathLike) -
 def keypoint_set_from_file(ann_file: str | os.PathLike, category: str | None = None) -> KeypointSet:
     """Read an annotation file and build the set of its keypoint category."""
     path = Path(ann_file)
-    try:
-        with path.open(encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"annotation file {path} does not exist; set data.train_ann to a COCO keypoint file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"annotation file {path} could not be read as JSON ({e})") from None
+    data = read_json(path, "annotation", "set data.train_ann to a COCO keypoint annotation json", pause_gc=True)
     return keypoint_set_from_category(select_keypoint_category(data, path, category), path)
 
 

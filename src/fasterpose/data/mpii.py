@@ -26,9 +26,10 @@ import numpy as np
 
 from ..codec import HeatmapCodec
 from ..errors import DataError
+from ..io_utils import read_json
 from ..keypoints import MPII16, KeypointSet
 from .augment import MPII_AUGMENT, AugmentConfig
-from .coco import TopDownDataset, _load_json
+from .coco import TopDownDataset
 
 __all__ = ["MPIIDataset", "PCKH_SC_BIAS"]
 
@@ -82,7 +83,7 @@ class MPIIDataset(TopDownDataset):
         self.ann_file = Path(ann_file)
         k = self.keypoint_set.num_keypoints
         hint = "pass an MPII json in the HRNet/mmpose format (a list of {image, joints, joints_vis, center, scale})"
-        data = _load_json(self.ann_file, "MPII annotation file", hint)
+        data = read_json(self.ann_file, "MPII annotation", hint, pause_gc=True)
         if not isinstance(data, list):
             raise DataError(f"{self.ann_file}: expected a list of MPII entries, got a json {type(data).__name__}; "
                             f"{hint}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from ..cpu import check_threads, cpu_info
 from ..errors import ConfigError
+from ..io_utils import temp_folder
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def run_benchmark(
     x_t = torch.from_numpy(x_np)
 
     entries: list[dict[str, Any]] = []  # row metadata + runner
-    with tempfile.TemporaryDirectory(prefix="fasterpose_bench_") as tmpdir:
+    with temp_folder("fasterpose_bench_") as tmpdir:
         if checkpoint is not None:
             from ..checkpoint import model_from_checkpoint
 

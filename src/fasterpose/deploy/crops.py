@@ -9,7 +9,6 @@ gives no data. This module imports no torch.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ..data.keypoint_category import keypoint_categories
 from ..detect.hog import hog_people_boxes
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
+from ..io_utils import read_json
 from ..spec import PoseSpec
 
 __all__ = ["IMAGE_SUFFIXES", "collect_crops", "coco_person_boxes", "default_parity_crops", "hog_people_boxes"]
@@ -39,23 +39,20 @@ def _read_image(path: Path) -> np.ndarray:
     return image
 
 
-def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike | None = None
-                      ) -> list[tuple[int, Path, np.ndarray]]:
+def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike | None = None,
+                      option: str = "--calib") -> list[tuple[int, Path, np.ndarray]]:
     """``[(image id, image path, (M, 4) GT person boxes)]`` from a COCO keypoints json.
 
     Only non-crowd annotations of the keypoint categories (category 1 when none declares keypoint names) with
     keypoints (``num_keypoints > 0`` when the field exists) and a box of at least 1x1 pixel are used; images default
-    to the json's folder.
+    to the json's folder. ``option`` is the command-line flag that named the file, for messages.
     """
     ann_file = Path(ann_file)
     image_root = Path(image_root) if image_root is not None else None
-    try:
-        data = json.loads(ann_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"cannot read COCO annotations {ann_file}: {e}") from e
+    hint = f"pass a COCO person_keypoints json or a folder of images as {option}"
+    data = read_json(ann_file, "COCO keypoints", hint)
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-        raise DataError(f"{ann_file} is not a COCO keypoints json (needs 'images' and 'annotations'); pass a COCO "
-                        "person_keypoints json or a folder of images as --calib")
+        raise DataError(f"{ann_file} is not a COCO keypoints json (needs 'images' and 'annotations'); {hint}")
     root = image_root if image_root is not None else ann_file.parent
     if image_root is None and data["images"] and not (root / data["images"][0]["file_name"]).exists() \
             and (root / "images" / data["images"][0]["file_name"]).exists():
@@ -94,6 +91,7 @@ def collect_crops(
     image_root: str | os.PathLike | None = None,
     seed: int = 0,
     augment: bool = True,
+    option: str = "--calib",
 ) -> tuple[np.ndarray, str]:
     """Real person crops for calibration or parity checks.
 
@@ -105,15 +103,17 @@ def collect_crops(
         image_root: image folder for a COCO json (default: the json's folder).
         seed: random seed for the subset.
         augment: add mirrored / rescaled / rotated variants when the source has fewer boxes than ``max_crops``.
+        option: the command-line flag that named ``source``, for messages.
 
     Returns:
         ``inputs`` ``(N, 3, H, W)`` float32 normalised crops and a short description of the source.
     """
     source = Path(source)
     if not source.exists():
-        raise DataError(f"calibration source {source} does not exist; pass a COCO keypoints json or an image folder")
+        raise DataError(f"{option} {source} does not exist; pass a COCO keypoints json or an image folder")
     if source.suffix.lower() == ".json":
-        items: list[tuple[Path, np.ndarray | None]] = [(p, b) for _, p, b in coco_person_boxes(source, image_root)]
+        items: list[tuple[Path, np.ndarray | None]] = [
+            (p, b) for _, p, b in coco_person_boxes(source, image_root, option)]
         kind = "GT boxes"
     else:
         items = _image_boxes(source)

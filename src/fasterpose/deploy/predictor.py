@@ -186,11 +186,10 @@ class Predictor:
         return spec
 
     def _export_for_ort(self, model: Any, spec: PoseSpec | None) -> Path:
-        import tempfile
-
+        from ..io_utils import temp_folder
         from .export import export_onnx
 
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="fasterpose_predictor_")
+        self._tmpdir = temp_folder("fasterpose_predictor_")
         out = Path(self._tmpdir.name) / "model.onnx"
         export_onnx(model, out, spec=spec, dynamic_batch=True)
         return out

@@ -27,14 +27,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, temp_folder
 from .onnx_io import SPEC_METADATA_KEY, add_metadata, read_onnx_spec
 
 logger = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ def quantize_onnx(
     batch = dim0.dim_value if dim0.HasField("dim_value") and dim0.dim_value > 0 else 8
     if len(calib_inputs) < batch:
         raise ValueError(f"need at least {batch} calibration crops, got {len(calib_inputs)}")
-    with tempfile.TemporaryDirectory(prefix="fasterpose_quant_") as tmpdir:
+    with temp_folder("fasterpose_quant_") as tmpdir:
         model_in = fp32_path
         with atomic_path(out_path, suffix=".onnx") as tmp, _quiet_root_logger():
             if preprocess:

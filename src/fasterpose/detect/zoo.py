@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.parse
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ConfigError
-from ..hub import DownloadError, cached_download, sha256_of
+from ..hub import DownloadError, cache_path, cached_download, sha256_of
 
 __all__ = ["DETECTORS", "DetectorFile", "MAX_ONNX_BYTES", "extract_onnx", "fetch_detector", "open_detector"]
 
@@ -153,9 +152,7 @@ def fetch_detector(name: str, progress: bool = True) -> Path:
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector name {name!r}; known: {', '.join(DETECTORS)} (or give an .onnx file)")
     entry = DETECTORS[name]
-    from ..hub import cache_dir
-
-    before = (cache_dir() / os.path.basename(urllib.parse.urlparse(entry.url).path)).is_file()
+    before = cache_path(entry.url).is_file()
     zip_path = cached_download(entry.url, sha256_prefix=entry.sha256, hash_from_name=False, progress=progress)
     record = _record_path(zip_path)
     if entry.sha256 is None and (before or record.is_file()):

@@ -333,7 +333,8 @@ def _remove_run_without_checkpoint(out_dir: Path) -> None:
 
 
 def _check_resume_fits(cfg: Config, resume_path: Path, keypoint_set: KeypointSet) -> None:
-    """The checkpoint to resume must hold the model the config builds; say which differs, before writing anything."""
+    """The checkpoint to resume must hold the model the config builds and leave epochs to train; say what is wrong
+    before anything in the run folder is written."""
     from ..checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(resume_path)
@@ -357,6 +358,13 @@ def _check_resume_fits(cfg: Config, resume_path: Path, keypoint_set: KeypointSet
                           f" ({len(missing)} missing and {len(mismatched)} differently shaped weights). Resume with "
                           f"the run's own config (omit CONFIG: fasterpose train --resume {resume_path}) or start a "
                           "new run with --out NEW_FOLDER; nothing was written")
+    done = int(ckpt.get("epoch", 0))  # epochs completed; a partly trained next one continues while done < epochs
+    if cfg.train.epochs <= done:
+        asked = (f"train.epochs={cfg.train.epochs} asks for no more than that" if cfg.train.epochs == done else
+                 f"train.epochs={cfg.train.epochs} asks for fewer")
+        raise ConfigError(f"--resume {resume_path}: the run already trained {done} epochs and {asked}, so there is "
+                          "nothing to train. To train more, resume with a higher train.epochs: fasterpose train "
+                          f"--resume {resume_path} --opt train.epochs={done + 10} (for 10 more); nothing was written")
 
 
 def cpu_bf16_enabled(mode: str) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 import os
@@ -31,7 +30,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..errors import DataError
-from ..io_utils import atomic_write_json
+from ..io_utils import atomic_write_json, read_json
 from ..keypoints import COCO17, KeypointSet
 from .nms import oks_nms, soft_oks_nms
 
@@ -75,25 +74,6 @@ def _quiet(what: str) -> Iterator[None]:
             logger.debug("pycocotools (%s):\n%s", what, text)
 
 
-def _read_json(path: str | os.PathLike, kind: str, hint: str) -> Any:
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not the {kind} file; {hint}")
-    if not path.exists():  # not is_file(): pipes such as /dev/fd/63 are fine
-        raise DataError(f"{path}: {kind} file not found; {hint}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-                        f"the {kind} file must be a JSON document") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; the {kind} file must be a JSON document") from None
-    except RecursionError:
-        raise DataError(f"{path}: JSON nested too deeply to be a {kind} file; the {kind} file must be a COCO "
-                        "document") from None
-
-
 def _finite(v: Any) -> bool:
     """A JSON number that is finite as a float (not a bool; an integer too large for a float is not)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -134,7 +114,7 @@ def load_coco(ann_file: str | os.PathLike) -> COCO:
         DataError: naming the file, the entry / field and what to do.
     """
     path = Path(ann_file)
-    data = _read_json(path, "annotation", "pass a COCO keypoint annotation json such as "
+    data = read_json(path, "annotation", "pass a COCO keypoint annotation json such as "
                       "annotations/person_keypoints_val2017.json")
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a COCO annotation object with 'images', 'annotations' and 'categories', "
@@ -449,7 +429,7 @@ def load_results(path: str | os.PathLike, coco: COCO) -> list[dict[str, Any]]:
         DataError: naming the file, the entry and what is wrong.
     """
     path = Path(path)
-    data = _read_json(path, "results", "pass a COCO keypoint results json (a list of {image_id, category_id, "
+    data = read_json(path, "results", "pass a COCO keypoint results json (a list of {image_id, category_id, "
                       "keypoints, score})")
     return _validate_results(data, coco, str(path))
 
