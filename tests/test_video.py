@@ -200,6 +200,17 @@ def test_pipeline_detects_every_n_and_propagates_boxes() -> None:
     pred.score = 0.1
     pipe(frames[1])
     assert pipe.wants_detection()
+    # ... but a pose already that weak on the detector's own box does not ask again on every frame (a poor HOG box:
+    # the detector would give the same box again), until its confidence drops below its detection-frame level
+    pipe.reset()
+    det_calls.clear()
+    pred.score = 0.1
+    pipe(frames[0])
+    pipe(frames[1])
+    assert not pipe.wants_detection()
+    pred.score = 0.05
+    pipe(frames[2])
+    assert pipe.wants_detection()
     with pytest.raises(ValueError, match="no detector"):
         Pipeline(pred)(frames[0])
 

@@ -1,7 +1,8 @@
 """``Pipeline``: video frames -> person boxes -> poses -> track ids -> smoothed keypoints.
 
 One call per frame. Boxes come from the detector on detection frames (every ``det_every`` frames, on the first
-frame, when there is no track, and on the frame after a track's pose confidence dropped below ``redetect_thr``);
+frame, when there is no track, and on the frame after a track's pose confidence dropped below ``redetect_thr`` and
+below its own level on the last detection frame);
 on the frames between, each track's box is the extent of its last pose's confident keypoints (score >=
 ``kpt_thr``, at least three) with a margin of ``box_pad`` times its longer side on every side (the keypoints lie
 inside the body, a detector's box around it: eyes to ankles are about 85% of a standing person's height, and a
@@ -72,7 +73,8 @@ class Pipeline:
         smoothing: a :class:`~fasterpose.smooth.OneEuroConfig`, ``True`` for its defaults, ``None``/``False`` off.
         fps: frame rate (the smoother's time step).
         kpt_thr: keypoint score for pose-guided boxes and OKS matching.
-        redetect_thr: a propagated pose whose mean keypoint score is below this triggers a detection next frame.
+        redetect_thr: a propagated pose whose mean keypoint score is below this, and below its track's score on
+            the last detection frame, triggers a detection next frame.
         box_pad: pose-guided box margin on every side, as a fraction of the keypoint extent's longer side.
         min_box: smallest pose-guided box side in pixels.
         match_thr: least OKS (or IoU) for a pose to continue a track.
@@ -117,6 +119,7 @@ class Pipeline:
         self._since_detection = 0
         self._force_detection = True
         self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
+        self._detected_conf: dict[int, float] = {}  # track id -> mean keypoint score on its last detection frame
         self._velocity: dict[int, np.ndarray] = {}  # track id -> box centre motion per frame between detections
         self._last_detection: dict[int, tuple[int, np.ndarray]] = {}  # track id -> (frame, box centre)
         self._frozen: set[int] = set()  # tracks whose pose merged into another's: box kept until the next detection
@@ -197,10 +200,15 @@ class Pipeline:
         smoothed = self.smoother(ids, kp, bx, self.frame / self.fps) if self.smoother is not None and people else kp
         t4 = time.perf_counter()
 
-        if not detected and any(float(p["keypoints"][:, 2].mean()) < self.redetect_thr for p in people):
-            self._force_detection = True
-        elif detected:
+        # Early re-detection when a pose's confidence *drops*: below redetect_thr and below what the same track had
+        # on its last detection frame. A pose that was already weak on the detector's own box (a poor HOG box) does
+        # not ask again on every frame: the detector would give the same box, at the detector's cost each time.
+        conf = [float(p["keypoints"][:, 2].mean()) for p in people]
+        if detected:
             self._force_detection = False
+            self._detected_conf = {int(tid): c for tid, c in zip(ids, conf)}
+        elif any(c < self.redetect_thr and c < self._detected_conf.get(int(tid), 1.0) for tid, c in zip(ids, conf)):
+            self._force_detection = True
         self._since_detection = 1 if detected else self._since_detection + 1
         self._active = {int(tid): float(p["box_score"]) for tid, p in zip(ids, people)}
         self.frame += 1

@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos: detect every N frames, boxes from the last poses between (default 1)")
     parser.add_argument("--redetect-thr", type=float, default=0.3, metavar="S",
                         help="videos with --det-every > 1: detect again on the next frame when a person's mean "
-                        "keypoint score drops below S (default 0.3; 0 = never early)")
+                        "keypoint score drops below S and below its score on the last detection frame "
+                        "(default 0.3; 0 = never early)")
     parser.add_argument("--smooth", action="store_true", help="videos: one-euro smoothing of the keypoints per track")
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"),
