@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,26 @@ def _features(backbone: nn.Module, crops: np.ndarray, channel_order: str, batch:
         return torch.cat([backbone(_inputs(crops, sl, channel_order)) for sl in _batches(len(crops), batch)])
 
 
+def _train_epoch(optimizer: torch.optim.Optimizer, order: torch.Tensor, batch_size: int,
+                 lr_at: Callable[[int], float], loss_of: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """One epoch over ``order`` in batches: ``lr_at(i)`` for batch ``i``, ``loss_of(index)`` to minimise.
+
+    Returns the mean loss per sample. Both distillation phases run through it; they differ in what they feed the
+    loss (cached features to the head, or crops to the whole student) and in their schedule.
+    """
+    total = 0.0
+    for i, sl in enumerate(_batches(len(order), batch_size)):
+        idx = order[sl]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(i)
+        loss = loss_of(idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(idx)
+    return total / len(order)
+
+
 def _state(student: nn.Module, spec: PoseSpec, optimizer: torch.optim.Optimizer | None, phase: int, epoch: int,
            settings: DistillSettings, meta: dict[str, Any], history: list[dict[str, Any]],
            config: dict[str, Any] | None) -> dict[str, Any]:
@@ -261,19 +282,14 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
         student.head.train()
         for epoch in range(start_epoch, settings.epochs):
             order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch))
-            total = 0.0
-            for i, sl in enumerate(_batches(n, settings.batch_size)):
-                idx = order[sl]
-                for group in optimizer.param_groups:
-                    group["lr"] = _cosine_lr(settings.lr, epoch * steps_per_epoch + i, settings.epochs *
-                                             steps_per_epoch)
-                loss = criterion(student.head(feats[idx]), _targets_for_loss(targets[idx].float(), settings.loss))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-            history.append({"phase": 1, "epoch": epoch + 1, "loss": total / n})
-            logger.info("phase 1 (frozen backbone) epoch %d/%d: loss %.5f", epoch + 1, settings.epochs, total / n)
+            first = epoch * steps_per_epoch
+            mean = _train_epoch(
+                optimizer, order, settings.batch_size,
+                lambda i, first=first: _cosine_lr(settings.lr, first + i, settings.epochs * steps_per_epoch),
+                lambda idx: criterion(student.head(feats[idx]),
+                                      _targets_for_loss(targets[idx].float(), settings.loss)))
+            history.append({"phase": 1, "epoch": epoch + 1, "loss": mean})
+            logger.info("phase 1 (frozen backbone) epoch %d/%d: loss %.5f", epoch + 1, settings.epochs, mean)
             save_checkpoint(last, _state(student, spec, optimizer, 1, epoch + 1, settings, meta, history, config))
         del feats
         meta["phase1_seconds"] = round(time.perf_counter() - t1, 1)
@@ -292,20 +308,15 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
             student.train()
             student.backbone.apply(lambda m: m.eval() if isinstance(m, nn.BatchNorm2d) else None)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed * 1000 + 500 + epoch))
-            total = 0.0
-            for i, sl in enumerate(_batches(n, settings.batch_size)):
-                idx = order[sl]
-                for group in optimizer.param_groups:
-                    group["lr"] = _cosine_lr(settings.finetune_lr, epoch * steps_per_epoch + i,
-                                             settings.finetune_epochs * steps_per_epoch)
-                loss = criterion(student(_inputs(crops, idx.numpy(), channel_order)),
-                                 _targets_for_loss(targets[idx].float(), settings.loss))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-            history.append({"phase": 2, "epoch": epoch + 1, "loss": total / n})
-            logger.info("phase 2 (end to end) epoch %d/%d: loss %.5f", epoch + 1, settings.finetune_epochs, total / n)
+            first = epoch * steps_per_epoch
+            mean = _train_epoch(
+                optimizer, order, settings.batch_size,
+                lambda i, first=first: _cosine_lr(settings.finetune_lr, first + i,
+                                                       settings.finetune_epochs * steps_per_epoch),
+                lambda idx: criterion(student(_inputs(crops, idx.numpy(), channel_order)),
+                                      _targets_for_loss(targets[idx].float(), settings.loss)))
+            history.append({"phase": 2, "epoch": epoch + 1, "loss": mean})
+            logger.info("phase 2 (end to end) epoch %d/%d: loss %.5f", epoch + 1, settings.finetune_epochs, mean)
             save_checkpoint(last, _state(student, spec, optimizer, 2, epoch + 1, settings, meta, history, config))
         meta["phase2_seconds"] = round(time.perf_counter() - t2, 1)
 
