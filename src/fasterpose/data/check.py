@@ -281,7 +281,8 @@ def _check_image_files(images: dict[Any, dict], root: Path, decode_sample: int, 
     if missing:
         report.add("error", "missing-image", f"image files not found under {root} (check --images and the "
                    "file_name fields)", missing)
-    present = [i for i in ids if i not in set(missing)]
+    gone = set(missing)
+    present = [i for i in ids if i not in gone]
     step = max(1, math.ceil(len(present) / max(decode_sample, 1)))
     sample = present[::step][:decode_sample]
     unreadable, wrong_size = [], []
