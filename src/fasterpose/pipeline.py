@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .deploy.predictor import clip_boxes
-from .detect.boxes import box_iou
+from .detect.boxes import box_iou, xywh_to_xyxy
 from .evaluation.nms import oks_iou
 from .smooth import OneEuroConfig, Smoother
 from .track import Tracker
@@ -45,7 +45,7 @@ STAGES = ("detect", "pose", "model", "track", "smooth")
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two xywh boxes."""
-    return float(box_iou(np.r_[a[:2], a[:2] + a[2:4]], np.r_[b[:2], b[:2] + b[2:4]])[0, 0])
+    return float(box_iou(xywh_to_xyxy(a), xywh_to_xyxy(b))[0, 0])
 
 
 def pose_box(keypoints: np.ndarray, kpt_thr: float, pad: float, min_size: float) -> np.ndarray | None:

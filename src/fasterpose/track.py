@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detect.boxes import box_iou
+from .detect.boxes import box_iou, xywh_to_xyxy
 from .evaluation.nms import oks_iou
 
 
@@ -75,18 +75,17 @@ class Tracker:
         if not len(tracks) or not len(keypoints):
             return sim
         areas = boxes[:, 2] * boxes[:, 3]
-        corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:4]], axis=1)
+        corners = xywh_to_xyxy(boxes)
         if self.metric == "iou":
             tb = np.stack([t.box for t in tracks])
-            iou = box_iou(np.concatenate([tb[:, :2], tb[:, :2] + tb[:, 2:4]], axis=1), corners)
+            iou = box_iou(xywh_to_xyxy(tb), corners)
             heights = np.maximum(tb[:, 3:4], 1e-6), np.maximum(boxes[None, :, 3], 1e-6)
             return iou * np.minimum(*heights) / np.maximum(*heights)
         for i, t in enumerate(tracks):
             sim[i] = oks_iou(t.keypoints, keypoints, float(t.box[2] * t.box[3]), areas, self.sigmas, self.kpt_thr)
             weak = ~((keypoints[:, :, 2] > self.kpt_thr).any(axis=1)) | (not (t.keypoints[:, 2] > self.kpt_thr).any())
             if np.any(weak):
-                tb = np.concatenate([t.box[:2], t.box[:2] + t.box[2:4]])[None]
-                sim[i, weak] = box_iou(tb, corners[weak])[0]
+                sim[i, weak] = box_iou(xywh_to_xyxy(t.box), corners[weak])[0]
         return sim
 
     def update(self, frame: int, keypoints: np.ndarray, boxes: np.ndarray,

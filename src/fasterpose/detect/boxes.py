@@ -12,6 +12,12 @@ def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
 
 
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """``(M, 4)`` ``(x, y, w, h)`` boxes (COCO's bbox) -> corner boxes."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:4]], axis=1)
+
+
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     """``(M, 4)`` corner boxes -> ``(x, y, w, h)``."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..detect.boxes import box_iou
+from ..detect.boxes import box_iou, xywh_to_xyxy
 from ..keypoints import COCO17
 
 
@@ -55,8 +55,7 @@ def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]
         total += len(gts)
         g_box = np.array([a["bbox"] for a in gts], np.float64).reshape(-1, 4)
         p_box = np.array([r["bbox"] for r in preds], np.float64).reshape(-1, 4)
-        sim = box_iou(np.concatenate([g_box[:, :2], g_box[:, :2] + g_box[:, 2:]], axis=1),
-                      np.concatenate([p_box[:, :2], p_box[:, :2] + p_box[:, 2:]], axis=1))
+        sim = box_iou(xywh_to_xyxy(g_box), xywh_to_xyxy(p_box))
         current: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         while sim.size and sim.max() >= iou_thr:
             i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
