@@ -35,9 +35,9 @@ from fasterpose.data.synthetic.clip import ClipConfig, write_clip
 from fasterpose.deploy.predictor import Predictor
 from fasterpose.detect import HogDetector, open_detector
 from fasterpose.evaluation.tracking import evaluate_tracking
-from fasterpose.frames import FrameReader, FrameWriter
 from fasterpose.io_utils import atomic_write_json
-from fasterpose.pipeline import Pipeline
+from fasterpose.video.frames import FrameReader, FrameWriter
+from fasterpose.video.pipeline import Pipeline
 from fasterpose.visualize import draw_poses
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,11 +22,11 @@ from _engine_utils import TINY, load_weights, max_abs_diff, restore_torch_state,
 
 from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from fasterpose.cli import main
-from fasterpose.data.keypoint_category import keypoint_set_from_file
 from fasterpose.engine import trainer
-from fasterpose.engine.keypoint_config import resolve_keypoint_set
-from fasterpose.evaluation.inference import evaluate_dataset
+from fasterpose.engine.inference import evaluate_dataset
 from fasterpose.keypoints import COCO17, MPII16
+from fasterpose.keypoints.category import keypoint_set_from_file
+from fasterpose.keypoints.config import resolve_keypoint_set
 
 DATA = Path(__file__).parent / "data"
 MPII = DATA / "mpii_samples"
@@ -214,7 +214,7 @@ def test_a_set_without_sides_trains_without_flips(tmp_path: Path, capsys: pytest
     assert predictor.flip_test is False and predictor.keypoint_set.names == tuple(names)
     # data.flip: true turns them back on when the user knows better.
     on = tiny_config("data.keypoint_set=auto", f"data.train_ann={ann}", "data.flip=true")
-    from fasterpose.engine.keypoint_config import apply_flip_choice
+    from fasterpose.keypoints.config import apply_flip_choice
 
     assert apply_flip_choice(on, resolve_keypoint_set(on)).data.augment.flip
 

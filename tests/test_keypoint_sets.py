@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fasterpose.data.keypoint_category import keypoint_set_from_category, keypoint_set_from_file, override_fields
 from fasterpose.engine.config import load_config
-from fasterpose.engine.keypoint_config import apply_flip_choice, flip_enabled, resolve_keypoint_set
 from fasterpose.errors import ConfigError, DataError
 from fasterpose.evaluation.pck import pck
-from fasterpose.keypoint_names import infer_flip_pairs, infer_sides, infer_upper_body, name_words
 from fasterpose.keypoints import COCO17, MPII16, KeypointSet
+from fasterpose.keypoints.category import keypoint_set_from_category, keypoint_set_from_file, override_fields
+from fasterpose.keypoints.config import apply_flip_choice, flip_enabled, resolve_keypoint_set
+from fasterpose.keypoints.names import infer_flip_pairs, infer_sides, infer_upper_body, name_words
 from fasterpose.spec import PoseSpec
 
 DATA = Path(__file__).parent / "data"

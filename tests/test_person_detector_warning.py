@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fasterpose.keypoint_names import infer_flip_pairs, infer_sides, looks_like_person
 from fasterpose.keypoints import KEYPOINT_SETS, KeypointSet
+from fasterpose.keypoints.names import infer_flip_pairs, infer_sides, looks_like_person
 
 DOG = ("nose", "left_front_paw", "right_front_paw", "tail_base")
 HAND = ("wrist", "thumb_tip", "index_finger_tip", "middle_finger_tip", "ring_finger_tip", "pinky_tip")

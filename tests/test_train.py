@@ -44,7 +44,7 @@ def test_short_training_learns(trained: tuple[Path, trainer.TrainResult]) -> Non
     with restore_torch_state():
         untrained = trainer.build_model(cfg)
         codec = trainer.build_codec(cfg)
-        from fasterpose.evaluation.inference import evaluate_dataset
+        from fasterpose.engine.inference import evaluate_dataset
 
         before = evaluate_dataset(untrained, trainer.build_dataset(cfg, "val", codec), codec, COCO17)["AP"]
     after = result.final_stats["AP"]

@@ -15,9 +15,9 @@ from fasterpose.data.synthetic.clip import ClipConfig, render_clip, write_clip
 from fasterpose.errors import DataError
 from fasterpose.evaluation.tracking import evaluate_tracking
 from fasterpose.keypoints import COCO17
-from fasterpose.pipeline import Pipeline, pose_box
-from fasterpose.smooth import OneEuroConfig, OneEuroFilter
-from fasterpose.track import Tracker
+from fasterpose.video.pipeline import Pipeline, pose_box
+from fasterpose.video.smooth import OneEuroConfig, OneEuroFilter
+from fasterpose.video.track import Tracker
 
 SMALL = ClipConfig(num_frames=24, size=(120, 160), walkers=2)
 

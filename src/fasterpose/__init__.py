@@ -17,7 +17,7 @@ _LAZY = {
     "create_model": ("fasterpose.models", "create_model"),
     "list_models": ("fasterpose.models", "list_models"),
     "Predictor": ("fasterpose.deploy.predictor", "Predictor"),
-    "Pipeline": ("fasterpose.pipeline", "Pipeline"),
+    "Pipeline": ("fasterpose.video.pipeline", "Pipeline"),
     "OnnxDetector": ("fasterpose.detect", "OnnxDetector"),
 }
 

@@ -7,7 +7,7 @@ or a published detector by name, :mod:`fasterpose.detect.zoo`),
 ``--full-image`` (one box = the whole image) or, by default, OpenCV's HOG people detector (``--hog``; weak but
 dependency-free).
 
-Videos and webcams go through a :class:`~fasterpose.pipeline.Pipeline`: boxes every ``--det-every`` frames and
+Videos and webcams go through a :class:`~fasterpose.video.pipeline.Pipeline`: boxes every ``--det-every`` frames and
 pose-guided boxes between, track ids (``track_id`` in the results, drawn beside each person), optional one-euro
 smoothing (``--smooth``).
 
@@ -468,8 +468,8 @@ def _run_video(run: _Run, source: str | int, stage: Path, args: argparse.Namespa
             if int(run.boxes.dets.meta["frames"]) < total:
                 logger.warning("%s describes %s frames but the video has %d; later frames have no boxes",
                                run.boxes.path, run.boxes.dets.meta["frames"], total)
-        from ..frames import FrameReader, FrameWriter
-        from ..pipeline import Pipeline
+        from ..video.frames import FrameReader, FrameWriter
+        from ..video.pipeline import Pipeline
 
         run.pipeline = Pipeline(run.predictor, run.boxes.detector, det_every=args.det_every,
                                 smoothing=True if args.smooth else None, fps=fps, kpt_thr=args.kpt_thr,
@@ -604,7 +604,7 @@ def run(args: argparse.Namespace) -> int:
 def _warn_if_not_person(keypoint_set: Any, args: argparse.Namespace) -> None:
     """Warn when a person detector gives the boxes of a model whose keypoints are not a person's (an animal, a hand,
     a car): it would find the persons in the image, not the model's objects."""
-    from ..keypoint_names import looks_like_person
+    from ..keypoints.names import looks_like_person
 
     if args.boxes or args.full_image or looks_like_person(keypoint_set.name, keypoint_set.names):
         return

@@ -25,10 +25,10 @@ import numpy as np
 
 from ..errors import DataError
 from ..io_utils import read_json
-from ..keypoint_names import unpaired_sided
 from ..keypoints import KeypointSet
+from ..keypoints.category import keypoint_categories, keypoint_set_from_category, select_keypoint_category
+from ..keypoints.names import unpaired_sided
 from .coco import default_image_root
-from .keypoint_category import keypoint_categories, keypoint_set_from_category, select_keypoint_category
 
 __all__ = ["DataReport", "Problem", "check_dataset"]
 

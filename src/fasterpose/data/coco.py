@@ -35,9 +35,9 @@ from ..codec import HeatmapCodec
 from ..errors import ConfigError, DataError
 from ..io_utils import gc_paused, read_json
 from ..keypoints import COCO17, KeypointSet, get_keypoint_set
+from ..keypoints.category import keypoint_categories, select_keypoint_category
 from .augment import AugmentConfig, color_jitter, half_body_transform, random_flip, random_scale_rotation
 from .detections import read_detections
-from .keypoint_category import keypoint_categories, select_keypoint_category
 
 __all__ = ["TopDownDataset", "CocoKeypoints"]
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.keypoint_category import keypoint_categories
 from ..detect.hog import hog_people_boxes
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
 from ..io_utils import read_json
+from ..keypoints.category import keypoint_categories
 from ..spec import PoseSpec
 
 __all__ = ["IMAGE_SUFFIXES", "collect_crops", "coco_person_boxes", "default_parity_crops", "hog_people_boxes"]

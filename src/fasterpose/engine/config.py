@@ -264,7 +264,7 @@ class Config:
 
     ``keypoint_sets`` defines keypoint sets inline, by name (``{mycar: {names: [...], flip_pairs: [...], skeleton:
     [...], sigmas: [...], upper_body: [...]}}``), for ``data.keypoint_set: mycar``
-    (:func:`fasterpose.engine.keypoint_config.inline_keypoint_set`).
+    (:func:`fasterpose.keypoints.config.inline_keypoint_set`).
     """
 
     name: str = "experiment"

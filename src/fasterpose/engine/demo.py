@@ -114,9 +114,9 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
     import torch
 
     from ..cpu import cpu_info, format_cpu
-    from ..evaluation.inference import evaluate_dataset
     from ..models.complexity import count_gmacs, count_params
     from .config import load_config
+    from .inference import evaluate_dataset
     from .trainer import build_codec, build_dataset, synthetic_split, train
 
     t_start = time.perf_counter()

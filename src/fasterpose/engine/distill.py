@@ -95,8 +95,8 @@ def _batches(n: int, batch: int) -> list[slice]:
 def teacher_heatmaps(teacher: nn.Module, spec: PoseSpec, crops: np.ndarray, batch: int = 32) -> np.ndarray:
     """The teacher's activated heatmaps ``(N, K, h, w)`` float32 for BGR uint8 crops ``(N, H, W, 3)``, flip-tested
     where the keypoint set has left/right pairs."""
-    from ..evaluation.inference import predict_heatmaps
-    from .keypoint_config import flip_enabled
+    from ..keypoints.config import flip_enabled
+    from .inference import predict_heatmaps
 
     kset = spec.keypoint_set
     flip = flip_enabled(kset, None)  # a set without left/right pairs has no meaningful mirror image
@@ -242,7 +242,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     crops, counts = person_crops(sources, tspec.input_size, boxes=boxes, det_thr=det_thr,
                                  udp=bool(tspec.codec.get("unbiased", False)), frame_step=frame_step,
                                  max_crops=max_crops)
-    from .keypoint_config import flip_enabled
+    from ..keypoints.config import flip_enabled
 
     if settings.mirror and flip_enabled(kset, None):
         crops = np.concatenate([crops, np.stack([flip_image(c) for c in crops])])

@@ -10,9 +10,9 @@ from typing import Any
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, DataError
+from ..keypoints.config import flip_enabled
 from . import distributed as D
 from .config import load_config
-from .keypoint_config import flip_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
         On rank 0 a JSON-friendly report (``stats``, ``metric``, ``ap`` or ``pckh``, ``checkpoint``, ``model``, ...);
         ``None`` on other ranks.
     """
-    from ..evaluation.inference import evaluate_dataset
+    from .inference import evaluate_dataset
     from .trainer import build_dataset
 
     ckpt = load_checkpoint(checkpoint)

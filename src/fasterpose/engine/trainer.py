@@ -37,13 +37,13 @@ from torch.utils.data import DataLoader, Dataset
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
-from ..evaluation.inference import collate, evaluate_dataset, unwrap
 from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
 from ..keypoints import KeypointSet
+from ..keypoints.config import apply_flip_choice, resolve_keypoint_set
 from ..spec import PoseSpec
 from . import distributed as D
 from .config import Config, save_config
-from .keypoint_config import apply_flip_choice, resolve_keypoint_set
+from .inference import collate, evaluate_dataset, unwrap
 from .schedule import lr_factor, warmup_length
 
 logger = logging.getLogger(__name__)

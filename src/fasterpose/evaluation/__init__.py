@@ -1,6 +1,6 @@
 """Evaluation: rescoring, OKS-NMS, COCO results json and pycocotools COCOeval, MPII PCKh.
 
-Nothing here imports torch except ``inference.py`` (import it explicitly).
+Nothing here imports torch (batched dataset inference is :mod:`fasterpose.engine.inference`).
 """
 
 from .coco import (

@@ -244,11 +244,11 @@ def oks_sigmas(keypoint_set: KeypointSet) -> tuple[np.ndarray, bool]:
 def category_sigmas(coco_gt: COCO, category_id: Any) -> tuple[np.ndarray | None, str]:
     """OKS sigmas for a keypoint category of the ground truth, and where they come from.
 
-    The category's keypoint set (:func:`fasterpose.data.keypoint_category.keypoint_set_from_category`: COCO-17's
+    The category's keypoint set (:func:`fasterpose.keypoints.category.keypoint_set_from_category`: COCO-17's
     sigmas for COCO's names, a ``sigmas`` list of the category, else :data:`DEFAULT_OKS_SIGMA`). ``(None,
     "COCO-17")`` when the category declares no keypoint names (pycocotools' COCO-17 sigmas then apply).
     """
-    from ..data.keypoint_category import keypoint_set_from_category
+    from ..keypoints.category import keypoint_set_from_category
 
     cat = coco_gt.cats.get(category_id) or {}
     if not isinstance(cat.get("keypoints"), list) or not cat["keypoints"]:

@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..codec import HeatmapCodec, flip_back
-from ..engine import distributed as D
+from ..evaluation.coco import evaluate_keypoints, make_results, oks_sigmas, write_results
 from ..geometry import crop_to_image
 from ..keypoints import KeypointSet
-from .coco import evaluate_keypoints, make_results, oks_sigmas, write_results
+from . import distributed as D
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detect.boxes import box_iou, xywh_to_xyxy
-from .evaluation.nms import oks_iou
+from ..detect.boxes import box_iou, xywh_to_xyxy
+from ..evaluation.nms import oks_iou
 
 
 @dataclass

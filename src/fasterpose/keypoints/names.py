@@ -8,7 +8,7 @@ is left, the other right, and their names are equal once the side word is taken 
 ``"center"`` and maps to itself under a flip. Names that glue the side to a word without a separator or a case
 change (``lknee``) are not recognised: give ``flip_pairs`` explicitly for those.
 
-Pure Python; used by :mod:`fasterpose.keypoints` (named sets) and :mod:`fasterpose.data.keypoint_category`
+Pure Python; used by :mod:`fasterpose.keypoints` (named sets) and :mod:`fasterpose.keypoints.category`
 (sets built from a dataset).
 """
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .keypoint_names import infer_sides
+from .names import infer_sides
 
 # BGR colours (OpenCV order) for the three body sides.
 _LEFT = (0, 165, 255)  # orange

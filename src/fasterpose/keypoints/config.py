@@ -2,7 +2,7 @@
 
 ``data.keypoint_set`` is ``coco17`` / ``mpii16`` (named sets), the name of an inline set under the config's
 top-level ``keypoint_sets``, or ``auto``: read from the training annotation file's keypoint category
-(:mod:`fasterpose.data.keypoint_category`). ``data.flip_pairs``, ``data.skeleton``, ``data.sigmas`` and
+(:mod:`fasterpose.keypoints.category`). ``data.flip_pairs``, ``data.skeleton``, ``data.sigmas`` and
 ``data.upper_body`` then replace the corresponding fields, whichever way the set was chosen.
 
 Flipping (the flip augmentation and the flip test) needs a mirror partner for every keypoint named left or right:
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..data.keypoint_category import OVERRIDE_FIELDS, keypoint_set_from_file, override_fields
 from ..errors import ConfigError, DataError
-from ..keypoint_names import infer_flip_pairs, infer_sides, infer_upper_body, unpaired_sided
-from ..keypoints import KEYPOINT_SETS, KeypointSet
-from .config import Config
+from .category import OVERRIDE_FIELDS, keypoint_set_from_file, override_fields
+from .names import infer_flip_pairs, infer_sides, infer_upper_body, unpaired_sided
+from .sets import KEYPOINT_SETS, KeypointSet
+
+if TYPE_CHECKING:  # annotations only: the training config lives a floor up, in engine/
+    from ..engine.config import Config
 
 logger = logging.getLogger(__name__)
 

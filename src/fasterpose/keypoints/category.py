@@ -5,7 +5,7 @@ A COCO keypoint file declares its layout in a category: ``{"id", "name", "keypoi
 
 * names and skeleton are read as they are (the skeleton converted to 0-based);
 * flip pairs, sides (colours) and the upper body (half-body augmentation) are inferred from the names
-  (:mod:`fasterpose.keypoint_names`);
+  (:mod:`fasterpose.keypoints.names`);
 * sigmas come from the category's ``sigmas`` list, else stay ``None`` (evaluation then uses PCK as headline and a
   documented default for OKS, saying so);
 * names identical to a named set's (COCO-17, MPII-16) give that set itself, so ``auto`` on COCO is exactly ``coco17``.
@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..io_utils import read_json
-from ..keypoint_names import infer_flip_pairs, infer_sides, infer_upper_body
-from ..keypoints import KEYPOINT_SETS, KeypointSet
+from .names import infer_flip_pairs, infer_sides, infer_upper_body
+from .sets import KEYPOINT_SETS, KeypointSet
 
 __all__ = ["OVERRIDE_FIELDS", "keypoint_categories", "keypoint_set_from_category", "keypoint_set_from_file",
            "override_fields", "select_keypoint_category"]

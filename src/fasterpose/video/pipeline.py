@@ -13,8 +13,8 @@ fewer than three confident keypoints, when the new box would overlap the last on
 person), and when two tracks' poses landed on one person (OKS > 0.8: someone walking behind another); then until
 the next detection. New people
 are picked up at the next detection. All persons of a frame go through the pose model in one batch
-(:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.track`; smoothing:
-:mod:`fasterpose.smooth`.
+(:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.video.track`; smoothing:
+:mod:`fasterpose.video.smooth`.
 
 Example::
 
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from .deploy.predictor import clip_boxes
-from .detect.boxes import box_iou, xywh_to_xyxy
-from .evaluation.nms import oks_iou
+from ..deploy.predictor import clip_boxes
+from ..detect.boxes import box_iou, xywh_to_xyxy
+from ..evaluation.nms import oks_iou
 from .smooth import OneEuroConfig, Smoother
 from .track import Tracker
 
@@ -70,7 +70,7 @@ class Pipeline:
             (:class:`~fasterpose.detect.OnnxDetector`, :class:`~fasterpose.detect.HogDetector`); ``None`` when the
             caller passes the boxes of detection frames.
         det_every: run the detector every N frames (1 = every frame).
-        smoothing: a :class:`~fasterpose.smooth.OneEuroConfig`, ``True`` for its defaults, ``None``/``False`` off.
+        smoothing: a :class:`~fasterpose.video.smooth.OneEuroConfig`, ``True`` for its defaults, ``None``/``False`` off.
         fps: frame rate (the smoother's time step).
         kpt_thr: keypoint score for pose-guided boxes and OKS matching.
         redetect_thr: a propagated pose whose mean keypoint score is below this, and below its track's score on
