@@ -113,6 +113,8 @@ def test_links_to_sections_resolve() -> None:
     assert len(links) >= 15, links
     for target, anchor in links:
         assert anchor in _anchors(ROOT / target if target else README), f"README link {target}#{anchor} is broken"
+    for target in re.findall(r"\]\(((?:docs|benchmarks|tests)/[^)#]+)[)#]", README.read_text()):
+        assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
 
 
 def _hog_available() -> bool:
