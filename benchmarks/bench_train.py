@@ -15,7 +15,7 @@ fp16 with a GradScaler on other GPUs, fp32 on the CPU unless ``--cpu-amp``. Each
 ``ru_maxrss`` is that model's peak resident memory (on CUDA it says little: the GPU's memory is reported instead).
 
     python benchmarks/bench_train.py                       # CPU, FasterPose-R50 vs SimpleBaseline-R50, batch 32
-    python benchmarks/bench_train.py --device cuda --batch 64 --workers 8 --images 20000 --iters 100
+    python benchmarks/bench_train.py --device cuda --batch 64 --workers 8 --images 12000 --iters 100
     python benchmarks/bench_train.py --iters 2 --warmup 1 --batch 4 --size 64x64 --images 24 --models fasterpose_r18 \
         --workers 1 --out /tmp/train.json                  # a few seconds: checks that it runs
 """
@@ -131,7 +131,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (cudnn autotuning, worker start)")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the end-to-end column")
     parser.add_argument("--images", type=int, default=6000,
-                        help="synthetic training images (about 1.5 persons each; default 6000: ~280 batches of 32)")
+                        help="synthetic training images (about 1.9 persons each; default 6000: ~360 batches of 32)")
     parser.add_argument("--image-size", type=int, default=256, help="side of the synthetic images (default 256)")
     parser.add_argument("--cache", default=None, help="synthetic data cache folder (default: the package's)")
     parser.add_argument("--cpu-amp", choices=("off", "bf16", "auto"), default="off", help="CPU precision")

@@ -232,6 +232,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
         resumed = load_checkpoint(last)
         if "distill" not in resumed:
             raise CheckpointError(f"{last} is not a distillation checkpoint (no 'distill' entry)")
+        resumed.setdefault("epoch", resumed["distill"].get("epoch", 0))  # where files of earlier versions kept it
         settings = DistillSettings(**resumed["distill"]["settings"])
     elif last.exists() or (out / "student.pt").exists():
         raise DataError(f"--out {out} already holds a distillation run; continue it with --resume, or choose another "
