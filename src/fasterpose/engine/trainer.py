@@ -280,7 +280,6 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     if resume_path is not None:
         _check_resume_fits(cfg, resume_path, keypoint_set)  # before anything in the run folder is touched
     precision = choose_precision(dev.type, cfg.train.amp, cfg.train.cpu_amp)
-    logger.info("training on %s in %s (%s)", dev, precision.name, precision.reason)
     log_handler = None
     created = main and not out_dir.exists()
     hold = contextlib.ExitStack()  # rank 0 holds the run folder: a second run into it is refused, not mixed in
@@ -366,6 +365,7 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
            precision: Precision, on_iteration: Callable[[int], None] | None) -> TrainResult:
     dev, main, world = dist_info.device, dist_info.is_main, dist_info.world_size
     t_cfg = cfg.train
+    logger.info("training on %s in %s (%s)", dev, precision.name, precision.reason)
 
     # ---- data: the loader and its workers are made once; each key names its epoch (augmentation follows it)
     codec = build_codec(cfg)
