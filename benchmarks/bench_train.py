@@ -12,7 +12,8 @@ precision training chooses, loss (RCE for FasterPose, MSE for SimpleBaseline), b
 
 Precision is what training picks (:mod:`fasterpose.engine.precision`): bf16 autocast on GPUs that compute bfloat16,
 fp16 with a GradScaler on other GPUs, fp32 on the CPU unless ``--cpu-amp``. Each model runs in its own subprocess, so
-``ru_maxrss`` is that model's peak resident memory (on CUDA it says little: the GPU's memory is reported instead).
+``ru_maxrss`` after the model-only steps is that model's peak training memory (``training_rss_mb``: what training adds
+to the built model); on CUDA it says little, and the GPU's peak memory is reported instead.
 
     python benchmarks/bench_train.py                       # CPU, FasterPose-R50 vs SimpleBaseline-R50, batch 32
     python benchmarks/bench_train.py --device cuda --batch 64 --workers 8 --images 12000 --iters 100
@@ -75,15 +76,17 @@ def worker(model_name: str, args: argparse.Namespace, size: tuple[int, int]) -> 
     x = torch.randn(args.batch, 3, *size, device=dev)
     targets = (torch.rand(args.batch, 17, size[0] // 4, size[1] // 4, device=dev),
                torch.ones(args.batch, 17, device=dev))
-    step_times = []
+    step_times, cpu_times = [], []
     for i in range(args.warmup + args.iters):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train_step(state, model, x, criterion, targets, 1e-4)
         sync()
         if i >= args.warmup:
             step_times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
     step = sorted(step_times)[len(step_times) // 2]
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before any data is loaded
 
     # end to end: the training DataLoader over the synthetic set
     cfg = load_config("synthetic_fasterpose_r18", _data_config(args.images, args.image_size, size, args.cache))
@@ -107,7 +110,6 @@ def worker(model_name: str, args: argparse.Namespace, size: tuple[int, int]) -> 
             break
     sync()
     end_to_end = done * args.batch / (time.perf_counter() - t_start)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model_only = args.batch / step
     return {
         "model": model_name, "params_m": round(count_params(model) / 1e6, 3), "gmacs_per_sample": round(gmacs, 3),
@@ -116,7 +118,9 @@ def worker(model_name: str, args: argparse.Namespace, size: tuple[int, int]) -> 
         "end_to_end_images_per_s": round(end_to_end, 2),
         "end_to_end_over_model_only": round(end_to_end / model_only, 3),
         "persons": len(dataset), "iterations_per_epoch": sampler.batches_per_epoch,
+        "cpu_seconds_per_step": round(sum(cpu_times) / len(cpu_times), 3),
         "idle_rss_mb": round(idle_rss_mb, 1), "peak_rss_mb": round(peak_rss_mb, 1),
+        "training_rss_mb": round(peak_rss_mb - idle_rss_mb, 1),
         "gpu_peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if dev.type == "cuda" else None,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
     }
@@ -171,6 +175,13 @@ def main() -> int:
     from fasterpose.cpu import cpu_info, format_cpu
     from fasterpose.io_utils import atomic_write_json
 
+    by_name = {r["model"]: r for r in rows}
+    ratio = None
+    if {"fasterpose_r50", "simplebaseline_r50"} <= by_name.keys():
+        fp, sb = by_name["fasterpose_r50"], by_name["simplebaseline_r50"]
+        ratio = {f"{column}_fasterpose_over_simplebaseline": round(fp[column] / sb[column], 2)
+                 for column in ("model_only_images_per_s", "end_to_end_images_per_s", "peak_rss_mb",
+                                "training_rss_mb")}
     device_label = torch.cuda.get_device_name() if args.device == "cuda" else format_cpu()
     print(f"Training step (forward + loss + backward + Adam) on {device_label}, batch {args.batch}, {args.size}, "
           f"{rows[0]['threads']} thread(s), {args.workers} DataLoader worker(s), {args.iters} timed steps\n")
@@ -181,11 +192,16 @@ def main() -> int:
         print(f"| {r['model']} | {r['precision']} | {r['params_m']:.1f} | {r['gmacs_per_sample']:.2f} | "
               f"{r['model_only_images_per_s']:.1f} | {r['end_to_end_images_per_s']:.1f} | "
               f"{r['end_to_end_over_model_only']:.2f} | {r['iterations_per_epoch']} | {r['peak_rss_mb']:.0f} |")
+    if ratio:
+        model_only, end_to_end, rss = (ratio[f"{c}_fasterpose_over_simplebaseline"]
+                                       for c in ("model_only_images_per_s", "end_to_end_images_per_s", "peak_rss_mb"))
+        print(f"\nFasterPose-R50 / SimpleBaseline-R50: {model_only}x model-only, {end_to_end}x end-to-end throughput, "
+              f"{rss}x peak RSS")
     atomic_write_json(out, {
         "benchmark": "train_throughput", "device": args.device, "device_label": device_label,
         "cpu": cpu_info(), "cpu_label": format_cpu(), "batch": args.batch, "input_size": list(size),
         "iters": args.iters, "warmup": args.warmup, "workers": args.workers, "synthetic_images": info["num_images"],
-        "synthetic_persons": info["num_persons"], "results": rows, "torch": rows[0]["torch"],
+        "synthetic_persons": info["num_persons"], "results": rows, "ratio": ratio, "torch": rows[0]["torch"],
         "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
     }, indent=2)
     print(f"\nwrote {out}")

@@ -132,3 +132,27 @@ def test_persistent_workers_augment_each_epoch_and_resume_reproduces_it() -> Non
     index1_resumed, images1_resumed, _ = epoch(1, start=1)  # resumed after the first batch of epoch 1
     assert index1_resumed == index1[1:]
     assert all(torch.equal(a, b) for a, b in zip(images1_resumed, images1[1:]))
+
+
+def test_bench_train_reports_model_only_and_end_to_end(tmp_path: Path) -> None:
+    """``benchmarks/bench_train.py`` at a tiny size: both columns, the precision training would use, JSON written."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from _engine_utils import CACHE
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
+    out = tmp_path / "train.json"
+    proc = subprocess.run([sys.executable, str(script), "--iters", "2", "--warmup", "1", "--batch", "4", "--size",
+                           "64x64", "--images", "24", "--models", "fasterpose_r18", "--workers", "1", "--threads", "1",
+                           "--cache", str(CACHE), "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| model-only images/s | end-to-end images/s |" in proc.stdout
+    report = json.loads(out.read_text())
+    (row,) = report["results"]
+    assert report["device"] == "cpu" and row["precision"] == "fp32" and row["persons"] >= 24
+    assert row["model_only_images_per_s"] > 0 and row["end_to_end_images_per_s"] > 0
+    assert row["iterations_per_epoch"] == row["persons"] // 4
