@@ -292,6 +292,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     # Phase 1: frozen backbone, cached features, head only.
     if start_phase == 1:
         t1 = time.perf_counter()
+        # the head reads the backbone's features, computed below once the state says epochs remain
         phase1 = _Phase(1, student.head, lambda idx: feats[idx], student.head.train,
                         OptimConfig(name="adam", lr=settings.lr, schedule="cosine"), settings.epochs)
         state = phase_state(phase1, student.head)
