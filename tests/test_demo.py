@@ -34,6 +34,9 @@ def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest
     assert report["recipe"] in ("bf16", "fp32") and report["cpu_label"] and "class" in report["cpu"]
     assert report["model"] == "fasterpose_r18_l3"
     assert report["bf16_autocast"] == (report["recipe"] == "bf16")
+    # the report names the device it trained on and the precision it trained in, as training chose it
+    assert report["device"] == "cpu" and report["device_label"] == "1 CPU thread(s)"
+    assert report["precision"] == report["recipe"] and report["precision_reason"].startswith("train.cpu_amp=")
     # what the model learned: val predictions beside the ground truth
     picture = Path(report["val_picture"])
     assert picture == out / "val_predictions.jpg" and picture.stat().st_size > 1000
@@ -89,3 +92,39 @@ def test_demo_recipe_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_demo_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--minutes", "0"]) == 2
     assert "--minutes must be a positive" in capsys.readouterr().err
+
+
+def test_demo_device_and_its_recipe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--device: CUDA where torch sees a GPU (then the GPU's recipe, not a CPU one); a clear error where it sees
+    none; the report says where and in which precision the model trained."""
+    import torch
+
+    from fasterpose.engine.demo import choose_device, choose_recipe, format_report
+    from fasterpose.errors import ConfigError
+
+    if not torch.cuda.is_available():
+        assert choose_device() == "cpu"
+        with pytest.raises(ConfigError, match="--device cpu"):
+            choose_device("cuda")
+        assert main(["demo", "--device", "cuda", "--minutes", "0.01"]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
+    assert choose_device() == "cuda" and choose_device("cpu") == "cpu"
+    assert choose_recipe("auto", "cuda") == ("cuda", "GPU NVIDIA H200")
+    with pytest.raises(ConfigError, match="CPU recipe"):
+        choose_recipe("bf16", "cuda")
+    with pytest.raises(ConfigError, match="--recipe"):
+        choose_recipe("cuda", "cpu")
+    report = {"input_size": [192, 128], "model": "fasterpose_r18_l3", "feature_stride": 16, "loss": "rce",
+              "train_seconds": 90.0, "threads": 16, "device": "cuda:0", "device_label": "NVIDIA H200",
+              "precision": "bf16", "precision_reason": "this GPU computes bfloat16: bf16 autocast, no loss scaling",
+              "bf16_autocast": False, "cpu_label": "x86-64", "recipe": "cuda", "recipe_reason": "GPU NVIDIA H200",
+              "ap": 0.8, "ap50": 0.9, "ap75": 0.8, "ar": 0.85, "ap_detector_boxes": 0.7, "params_m": 3.0,
+              "gmacs": 0.5, "latency_ms_per_crop": 5.0, "iterations": 900, "samples_seen": 28800, "final_loss": 0.1,
+              "train_images": 400, "val_images": 100, "train_persons": 600, "val_persons": 150,
+              "total_seconds": 120.0, "output_dir": "out", "checkpoint": "out/last.pt", "val_picture": None,
+              "drawn_images": [], "people_note": "none"}
+    text = format_report(report)
+    assert "trained 90 s on NVIDIA H200 (bfloat16 autocast)" in text and "native bfloat16" not in text
+    assert "precision               : bf16 (this GPU computes bfloat16" in text

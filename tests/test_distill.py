@@ -61,28 +61,37 @@ def test_resume_continues_exactly(setup, tmp_path, monkeypatch):
     common = {"boxes": setup["boxes"], "det_thr": 0.5, "max_crops": 12}
     full = D.distill(setup["teacher"], [setup["images"]], tmp_path / "full", _settings(finetune_epochs=1), **common)
     assert full["backbone_from"] == "teacher" and full["crops"] == 24  # 12 crops and their mirror images
-    original = D.save_checkpoint
+    original = D.save_train_state
     calls = []
 
-    def stop_after_first(path, state):
-        original(path, state)
+    def stop_after_first(path, state, **description):
+        original(path, state, **description)
         calls.append(path)
         if len(calls) == 2:  # killed after epoch 2 of phase 1 was written
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(D, "save_checkpoint", stop_after_first)
+    monkeypatch.setattr(D, "save_train_state", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
         D.distill(setup["teacher"], [setup["images"]], tmp_path / "cut", _settings(finetune_epochs=1), **common)
-    monkeypatch.setattr(D, "save_checkpoint", original)
+    monkeypatch.setattr(D, "save_train_state", original)
+    # the saved training state is tensors and plain values: it loads without unpickling any object
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["distill"]["phase"] == 1
     with pytest.raises(DataError, match="--resume"):
         D.distill(setup["teacher"], [setup["images"]], tmp_path / "cut", _settings(finetune_epochs=1), **common)
-    again = D.distill(setup["teacher"], [setup["images"]], tmp_path / "cut", None, resume=True, **common)
-    assert again["resumed"]
-    a = torch.load(tmp_path / "full" / "student.pt", weights_only=False)
-    b = torch.load(tmp_path / "cut" / "student.pt", weights_only=False)
-    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    # the same stop as a file of the earlier layout (the epoch inside 'distill'; no scaler, RNG states or counters)
+    (tmp_path / "earlier").mkdir()
+    now = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    earlier = {k: now[k] for k in ("spec", "model", "config", "optimizer", "history")}
+    earlier["distill"] = {**now["distill"], "epoch": now["epoch"]}
+    save_checkpoint(tmp_path / "earlier" / "last.pt", earlier)
+    a = torch.load(tmp_path / "full" / "student.pt", weights_only=True)
+    for run in ("cut", "earlier"):
+        again = D.distill(setup["teacher"], [setup["images"]], tmp_path / run, None, resume=True, **common)
+        assert again["resumed"]
+        b = torch.load(tmp_path / run / "student.pt", weights_only=True)
+        assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]], run
+        for key, value in a["model"].items():
+            assert torch.equal(value, b["model"][key]), (run, key)
 
 
 def test_cli_student_from_teacher_backbone_works_in_eval_export_predict(setup, tmp_path, capsys):

@@ -230,7 +230,7 @@ def test_two_runs_into_one_folder_at_once(tmp_path: Path, capsys: pytest.Capture
             "        import time\n"
             f"        while not os.path.exists({str(go)!r}) and time.monotonic() - {time.monotonic()} < 120:\n"
             "            time.sleep(0.05)")
-    prelude = self_signal("fasterpose.engine.trainer:save_checkpoint", 1, "SIGCONT", before=wait)
+    prelude = self_signal("fasterpose.engine.state:save_checkpoint", 1, "SIGCONT", before=wait)
     code = f"{prelude}\nimport sys\nfrom fasterpose.cli import main\nsys.exit(main(sys.argv[1:]))"
     first = subprocess.Popen([sys.executable, "-c", code, *tiny_train_args(run)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

@@ -59,7 +59,7 @@ def test_resume_after_crash_mid_epoch_is_exact(tmp_path: Path, reference: tuple[
 
     with restore_torch_state(), pytest.raises(Crash):
         train(cfg, out=tmp_path, device="cpu", on_iteration=hook)
-    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
     saved = crash_at - crash_at % 2
     assert ckpt["step"] == saved and ckpt["epoch"] == 1
     assert ckpt["sampler"]["samples_in_epoch"] == (saved - per_epoch) * 4  # mid-epoch
@@ -67,8 +67,8 @@ def test_resume_after_crash_mid_epoch_is_exact(tmp_path: Path, reference: tuple[
         result = train(cfg, out=tmp_path, resume=True, device="cpu")
     assert result.iterations == total
     _assert_same_weights(tmp_path / "last.pt", ref_ckpt)
-    resumed = torch.load(tmp_path / "last.pt", weights_only=False)
-    reference_ckpt = torch.load(ref_ckpt, weights_only=False)
+    resumed = torch.load(tmp_path / "last.pt", weights_only=True)
+    reference_ckpt = torch.load(ref_ckpt, weights_only=True)
     # Epoch losses: float64 sums (loss_sum is checkpointed) of the same float32 losses in the same order: exact.
     assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in reference_ckpt["history"]]
 
@@ -92,9 +92,9 @@ def test_resume_after_sigkill_from_the_cli(tmp_path: Path, reference: tuple[Path
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == kill_at - 1
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == kill_at - 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary files are left behind"
     with restore_torch_state():
         assert main(["train", "--resume", str(tmp_path / "last.pt"), "--device", "cpu"]) == 0
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == total
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == total
     _assert_same_weights(tmp_path / "last.pt", ref_ckpt)

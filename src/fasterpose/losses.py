@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RCELoss", "MSELoss"]
+from .errors import ConfigError
+
+__all__ = ["RCELoss", "MSELoss", "create_loss"]
 
 
 def _weight_map(target_weight: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -101,3 +103,15 @@ class MSELoss(nn.Module):
             return per_keypoint.mean()
         k = min(self.topk, per_keypoint.shape[1])
         return per_keypoint.topk(k, dim=1).values.mean(dim=1).mean()
+
+
+def create_loss(name: str, ohkm: bool = False, use_target_weight: bool = True) -> nn.Module:
+    """The loss a model trains with, by name: ``"rce"`` (FasterPose) or ``"mse"`` (SimpleBaseline, optionally with
+    OHKM). Training and distillation both build their loss here."""
+    if name == "rce":
+        if ohkm:
+            raise ConfigError("loss.ohkm is only implemented for loss.name: mse")
+        return RCELoss(use_target_weight=use_target_weight)
+    if name == "mse":
+        return MSELoss(use_target_weight=use_target_weight, ohkm=ohkm)
+    raise ConfigError(f"loss must be 'rce' or 'mse', got {name!r}")

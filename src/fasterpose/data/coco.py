@@ -134,7 +134,13 @@ class TopDownDataset(Dataset):
         """The annotation file (for messages)."""
         return str(getattr(self, "ann_file", "the annotation file"))
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``index``, augmented as in the current epoch; or, for a key ``(epoch, index)``, as in ``epoch``: a
+        training sampler that names the epoch in its keys reaches DataLoader workers that persist across epochs,
+        whose dataset copies never see :meth:`set_epoch`."""
+        epoch = None
+        if isinstance(index, tuple):
+            epoch, index = index
         index = operator.index(index)
         n = len(self)
         if index < 0:
@@ -153,7 +159,7 @@ class TopDownDataset(Dataset):
         rng_color = None
         if self.train and cfg is not None:
             # Independent streams: switching one augmentation on/off leaves the others' draws unchanged.
-            rng_half, rng_scale, rng_flip, rng_color = self.sample_rng(index).spawn(4)
+            rng_half, rng_scale, rng_flip, rng_color = self.sample_rng(index, epoch).spawn(4)
             u_half = rng_half.random()
             if (cfg.half_body_prob > 0 and u_half < cfg.half_body_prob and self.keypoint_set.upper_body
                     and int((vis > 0).sum()) > cfg.half_body_min_keypoints):

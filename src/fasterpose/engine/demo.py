@@ -1,4 +1,4 @@
-"""``fasterpose demo``: the whole pipeline on a fresh CPU machine, with no data and no weights.
+"""``fasterpose demo``: the whole pipeline on a fresh CPU machine (or a GPU one), with no data and no weights.
 
 1. generate the synthetic COCO-format dataset (cached; train split seed 0, held-out val split seed 1; the
    ``easy`` difficulty preset: 1-2 large figures per image, calm poses, little clutter);
@@ -44,21 +44,48 @@ OUT_OF_DOMAIN = "outside the training domain: this model has seen only synthetic
 # "bf16": CPUs with native bfloat16 (AVX512-BF16 / AMX): bf16 autocast, about 1.5x the updates of fp32;
 # "fp32": every other CPU (AVX2-only, AVX-512 without BF16, ARM), where bf16 is emulated and 4x slower than fp32.
 _DEMO_MODEL = ["model.name=fasterpose_r18_l3", "data.augment.rotation_prob=0.0", "data.augment.scale_factor=0.15"]
+# "cuda": the same model on a GPU, whose precision follows the GPU (bf16 autocast where it computes bfloat16, else fp16
+# with a GradScaler: fasterpose.engine.precision); the CPU recipes do not apply there.
 RECIPES: dict[str, list[str]] = {
     "bf16": [*_DEMO_MODEL, "train.cpu_amp=bf16"],
     "fp32": [*_DEMO_MODEL, "train.cpu_amp=off"],
+    "cuda": [*_DEMO_MODEL, "train.amp=true", "train.cpu_amp=off"],
 }
 
 
-def choose_recipe(recipe: str = "auto") -> tuple[str, str]:
-    """``(recipe name, reason)``: ``"bf16"`` where the CPU executes bfloat16 natively, else ``"fp32"``."""
+def choose_device(device: str | None = None) -> str:
+    """``"cuda"`` or ``"cpu"``: the one asked for (``None``: CUDA where torch sees a GPU, else the CPU)."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cuda", "cpu"):
+        raise ConfigError(f"--device must be cuda or cpu, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU (built for CUDA "
+                          f"{torch.version.cuda or 'none: a CPU-only build'}); run with --device cpu, or install a "
+                          "CUDA build of torch on a machine with an NVIDIA GPU")
+    return device
+
+
+def choose_recipe(recipe: str = "auto", device: str = "cpu") -> tuple[str, str]:
+    """``(recipe name, reason)``: on a CPU ``"bf16"`` where it executes bfloat16 natively, else ``"fp32"``; on a GPU
+    ``"cuda"``."""
     from ..cpu import cpu_class, native_bf16
+    from ..errors import ConfigError
 
+    if device == "cuda":
+        if recipe not in ("auto", "cuda"):
+            raise ConfigError(f"--recipe {recipe} is a CPU recipe; with --device cuda the precision follows the GPU "
+                              "(bf16 autocast where it computes bfloat16, else fp16): leave --recipe out")
+        import torch
+
+        return "cuda", f"GPU {torch.cuda.get_device_name()}"
     if recipe != "auto":
-        if recipe not in RECIPES:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"--recipe must be auto, {', '.join(RECIPES)}; got {recipe!r}")
+        if recipe not in RECIPES or recipe == "cuda":
+            raise ConfigError(f"--recipe must be auto, bf16 or fp32 on a CPU; got {recipe!r}")
         return recipe, "chosen with --recipe"
     if native_bf16():
         return "bf16", f"this CPU has native bfloat16 ({cpu_class()})"
@@ -100,7 +127,7 @@ def _check_not_another_run(out: Path) -> None:
 
 
 def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", threads: int | None = None,
-             overrides: list[str] | None = None, device: str = "cpu", recipe: str = "auto") -> dict[str, Any]:
+             overrides: list[str] | None = None, device: str | None = None, recipe: str = "auto") -> dict[str, Any]:
     """Run the demo and return its report (also written to ``<out_dir>/report.json``).
 
     Args:
@@ -108,8 +135,8 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         out_dir: output folder (checkpoint, metrics, curves, drawn skeletons, report).
         threads: torch threads (``None``: torch's default, one per physical core).
         overrides: extra ``key=value`` config overrides.
-        device: ``"cpu"`` (the point of the demo) or ``"cuda"``.
-        recipe: ``"auto"`` (by the CPU, :func:`choose_recipe`), or one of :data:`RECIPES`.
+        device: ``"cpu"`` (the point of the demo), ``"cuda"``, or ``None``: CUDA where torch sees a GPU.
+        recipe: ``"auto"`` (by the CPU or GPU, :func:`choose_recipe`), or a CPU recipe of :data:`RECIPES`.
     """
     import torch
 
@@ -127,8 +154,9 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     budget = max(float(minutes), 0.0) * 60.0
-    recipe, recipe_reason = choose_recipe(recipe)
-    logger.info("CPU: %s; recipe %r (%s)", format_cpu(), recipe, recipe_reason)
+    device = choose_device(device)
+    recipe, recipe_reason = choose_recipe(recipe, device)
+    logger.info("CPU: %s; device %s; recipe %r (%s)", format_cpu(), device, recipe, recipe_reason)
     cfg = load_config(DEMO_CONFIG, [
         f"train.time_budget_s={budget}", f"train.epochs={_DEMO_EPOCHS}", "train.val_every=0",
         f"train.threads={threads}", "train.checkpoint_every_iters=100", f"train.output_dir={out}", "train.plot=true",
@@ -145,8 +173,9 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
                 Path(train_info["root"]).parent, data_seconds)
 
     # 2. train for the time budget
-    logger.info("training %s at %dx%d for %.1f min on %d CPU thread(s)", cfg.model.name, *cfg.data.input_size,
-                budget / 60, threads)
+    device_label = f"{threads} CPU thread(s)" if device == "cpu" else torch.cuda.get_device_name()
+    logger.info("training %s at %dx%d for %.1f min on %s", cfg.model.name, *cfg.data.input_size, budget / 60,
+                device_label)
     result = train(cfg, out=out, device=device)
     checkpoint = out / "last.pt"
 
@@ -183,7 +212,8 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
         "ap_detector_boxes": evals["det"]["AP"],
         "stats": {k: v for k, v in stats.items() if k not in ("metric", "num_persons", "seconds")},
         "model": spec.model_name, "feature_stride": model.feature_stride, "input_size": [h, w],
-        "loss": cfg.loss.name, "bf16_autocast": result.cpu_bf16,
+        "loss": cfg.loss.name, "bf16_autocast": result.cpu_bf16, "device": result.device,
+        "device_label": device_label, "precision": result.precision, "precision_reason": result.precision_reason,
         "recipe": recipe, "recipe_reason": recipe_reason, "cpu": cpu_info(), "cpu_label": format_cpu(),
         "params_m": round(params / 1e6, 3), "gmacs": round(float(gmacs), 3),
         "latency_ms_per_crop": round(latency_ms, 2),
@@ -317,6 +347,10 @@ def _draw_people(checkpoint: Path, out_dir: Path, threads: int) -> tuple[list[Pa
     return written, note
 
 
+def _precision_words(precision: str) -> str:
+    return {"bf16": "bfloat16 autocast", "fp16": "float16 autocast with loss scaling"}.get(precision, "fp32")
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable demo report."""
     h, w = report["input_size"]
@@ -324,10 +358,11 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"FasterPose demo: {report['model']} {h}x{w} (stride-{report.get('feature_stride', 32)} feature), "
         f"{report['loss'].upper()} loss, trained "
-        f"{report['train_seconds']:.0f} s on {report['threads']} CPU thread(s)"
-        + (" (bfloat16 autocast)" if report.get("bf16_autocast") else " (fp32)"),
+        f"{report['train_seconds']:.0f} s on {report.get('device_label', str(report['threads']) + ' CPU thread(s)')}"
+        + f" ({_precision_words(report.get('precision', 'bf16' if report.get('bf16_autocast') else 'fp32'))})",
         f"  CPU                     : {report.get('cpu_label', '?')}",
         f"  recipe                  : {report.get('recipe', '?')!r} ({report.get('recipe_reason', '')})",
+        f"  precision               : {report.get('precision', '?')} ({report.get('precision_reason', '')})",
         "",
         f"  COCO keypoint AP (held-out synthetic val, GT boxes) : {report['ap']:.3f}   AP50 {report['ap50']:.3f}   "
         f"AP75 {report['ap75']:.3f}   AR {report['ar']:.3f}",

@@ -7,9 +7,11 @@ teacher checkpoint (ours, or a converted SimpleBaseline) + unlabeled crops (``fa
   -> phase 2 (optional): the whole student end to end, at a lower learning rate
   -> ``student.pt``: an ordinary self-describing checkpoint (``eval``, ``export``, ``predict`` take it).
 
-Each crop is used as it is and mirrored (the teacher labels both). Every epoch writes ``last.pt`` atomically (student
-weights, optimizer, phase and epoch); ``resume`` rebuilds the crops and targets (deterministic) and continues with
-the next epoch. The shuffling of epoch ``e`` of phase ``p`` depends only on ``(seed, p, e)``.
+Each crop is used as it is and mirrored (the teacher labels both). Both phases train with the training loop's parts
+(:mod:`fasterpose.engine.state`: the training state, its step and its checkpoint; the schedule function; the loss
+factory). Every epoch writes ``last.pt`` atomically (the training state and the phase); ``resume`` rebuilds the crops
+and targets (deterministic) and continues with the next epoch. The shuffling of epoch ``e`` of phase ``p`` depends
+only on ``(seed, p, e)``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError
 from ..geometry import flip_image, normalize_crop
 from ..io_utils import atomic_write_json, check_writable_folder
+from ..losses import create_loss
 from ..spec import PoseSpec
+from .config import OptimConfig
+from .precision import Precision
+from .schedule import lr_factor
+from .state import TrainState, load_train_state, save_train_state, train_step
+from .trainer import build_optimizer
 
 __all__ = ["DistillSettings", "distill", "teacher_heatmaps"]
 
@@ -141,16 +149,6 @@ def _targets_for_loss(heat: torch.Tensor, loss: str) -> torch.Tensor:
     return heat.clamp(0.0, 1.0) if loss == "rce" else heat
 
 
-def _loss_fn(loss: str) -> nn.Module:
-    from ..losses import MSELoss, RCELoss
-
-    return RCELoss(use_target_weight=False) if loss == "rce" else MSELoss(use_target_weight=False)
-
-
-def _cosine_lr(base: float, step: int, total: int) -> float:
-    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
-
-
 def _inputs(crops: np.ndarray, index: np.ndarray | slice, channel_order: str) -> torch.Tensor:
     """Network input for some crops (normalised per batch: the uint8 crops take a quarter of the memory)."""
     return torch.from_numpy(normalize_crop(crops[index], channel_order))
@@ -162,32 +160,40 @@ def _features(backbone: nn.Module, crops: np.ndarray, channel_order: str, batch:
         return torch.cat([backbone(_inputs(crops, sl, channel_order)) for sl in _batches(len(crops), batch)])
 
 
-def _train_epoch(optimizer: torch.optim.Optimizer, order: torch.Tensor, batch_size: int,
-                 lr_at: Callable[[int], float], loss_of: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """One epoch over ``order`` in batches: ``lr_at(i)`` for batch ``i``, ``loss_of(index)`` to minimise.
+@dataclass
+class _Phase:
+    """One distillation phase: what trains (``net``, fed ``inputs_of(index)``), for how long, at which rate."""
 
-    Returns the mean loss per sample. Both distillation phases run through it; they differ in what they feed the
-    loss (cached features to the head, or crops to the whole student) and in their schedule.
-    """
-    total = 0.0
-    for i, sl in enumerate(_batches(len(order), batch_size)):
-        idx = order[sl]
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(i)
-        loss = loss_of(idx)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * len(idx)
-    return total / len(order)
+    number: int
+    net: Callable[[torch.Tensor], torch.Tensor]
+    inputs_of: Callable[[torch.Tensor], torch.Tensor]
+    prepare: Callable[[], None]  # train/eval modes at the start of each epoch
+    optim: OptimConfig  # Adam at the phase's learning rate, cosine to 0 over the phase
+    epochs: int
 
 
-def _state(student: nn.Module, spec: PoseSpec, optimizer: torch.optim.Optimizer | None, phase: int, epoch: int,
-           settings: DistillSettings, meta: dict[str, Any], history: list[dict[str, Any]],
-           config: dict[str, Any] | None) -> dict[str, Any]:
-    return {"spec": spec, "model": student.state_dict(), "config": config,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "distill": {"phase": phase, "epoch": epoch, "settings": asdict(settings), **meta}, "history": history}
+def _run_phase(state: TrainState, phase: _Phase, targets: torch.Tensor, criterion: nn.Module,
+               settings: DistillSettings, save: Callable[[], None]) -> None:
+    """The phase's remaining epochs, from ``state.epoch``: the training loop's step and schedule, one ``last.pt``
+    per epoch. The shuffling of epoch ``e`` depends only on ``(seed, phase, e)``."""
+    n = len(targets)
+    steps_per_epoch = math.ceil(n / settings.batch_size)
+    for epoch in range(state.epoch, phase.epochs):
+        phase.prepare()
+        seed = settings.seed * 1000 + (0 if phase.number == 1 else 500) + epoch
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        total = 0.0
+        for i, sl in enumerate(_batches(n, settings.batch_size)):
+            idx = order[sl]
+            state.batch = i
+            lr = phase.optim.lr * lr_factor(epoch + i / steps_per_epoch, phase.epochs, phase.optim, state.step, 0)
+            heat = _targets_for_loss(targets[idx].float(), settings.loss)
+            total += train_step(state, phase.net, phase.inputs_of(idx), criterion, (heat,), lr) * len(idx)
+        state.epoch, state.batch = epoch + 1, 0
+        state.history.append({"phase": phase.number, "epoch": epoch + 1, "loss": total / n})
+        logger.info("phase %d (%s) epoch %d/%d: loss %.5f", phase.number,
+                    "frozen backbone" if phase.number == 1 else "end to end", epoch + 1, phase.epochs, total / n)
+        save()
 
 
 def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.PathLike,
@@ -223,9 +229,10 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     if resume:
         if not last.is_file():
             raise DataError(f"--resume: {last} does not exist; nothing to continue (run without --resume)")
-        resumed = torch.load(last, map_location="cpu", weights_only=False)
+        resumed = load_checkpoint(last)
         if "distill" not in resumed:
             raise CheckpointError(f"{last} is not a distillation checkpoint (no 'distill' entry)")
+        resumed.setdefault("epoch", resumed["distill"].get("epoch", 0))  # where files of earlier versions kept it
         settings = DistillSettings(**resumed["distill"]["settings"])
     elif last.exists() or (out / "student.pt").exists():
         raise DataError(f"--out {out} already holds a distillation run; continue it with --resume, or choose another "
@@ -263,62 +270,52 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     config = teacher_ckpt.get("config")  # its data and evaluation settings let `fasterpose eval` run as is
     meta = {"teacher": str(teacher), "teacher_model": tspec.model_name, "sources": [str(s) for s in sources],
             "boxes": str(boxes) if boxes else None, "crops": int(len(crops)), "backbone_from": backbone_from}
-    history: list[dict[str, Any]] = resumed.get("history", []) if resumed else []
-    start_phase, start_epoch = 1, 0
+    history: list[dict[str, Any]] = []
+    start_phase = int(resumed["distill"]["phase"]) if resumed else 1
     if resumed:
-        student.load_state_dict(resumed["model"])
-        start_phase, start_epoch = resumed["distill"]["phase"], resumed["distill"]["epoch"]
-    criterion = _loss_fn(settings.loss)
-    n = len(crops)
+        student.load_state_dict(resumed["model"])  # also where the resumed phase is over and the next starts afresh
+        history = list(resumed.get("history", []))
+    criterion = create_loss(settings.loss, use_target_weight=False)
+
+    def phase_state(phase: _Phase, trained: nn.Module) -> TrainState:
+        """The phase's training state: its own optimizer (of ``trained``), resumed where the run stopped in it."""
+        state = TrainState(student, build_optimizer(phase.optim, trained), Precision("cpu").grad_scaler(),
+                           history=history)
+        if resumed and start_phase == phase.number:
+            load_train_state(resumed, state)
+        return state
+
+    def saver(state: TrainState, phase: _Phase) -> Callable[[], None]:
+        return lambda: save_train_state(last, state, spec=spec, config=config,
+                                        distill={"phase": phase.number, "settings": asdict(settings), **meta})
 
     # Phase 1: frozen backbone, cached features, head only.
-    if start_phase == 1 and settings.epochs > start_epoch:
+    if start_phase == 1:
         t1 = time.perf_counter()
-        feats = _features(student.backbone, crops, channel_order, settings.batch_size)
-        optimizer = torch.optim.Adam(student.head.parameters(), lr=settings.lr)
-        if resumed and resumed.get("optimizer") and resumed["distill"]["phase"] == 1:
-            optimizer.load_state_dict(resumed["optimizer"])
-        steps_per_epoch = math.ceil(n / settings.batch_size)
-        student.head.train()
-        for epoch in range(start_epoch, settings.epochs):
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch))
-            first = epoch * steps_per_epoch
-            mean = _train_epoch(
-                optimizer, order, settings.batch_size,
-                lambda i, first=first: _cosine_lr(settings.lr, first + i, settings.epochs * steps_per_epoch),
-                lambda idx: criterion(student.head(feats[idx]),
-                                      _targets_for_loss(targets[idx].float(), settings.loss)))
-            history.append({"phase": 1, "epoch": epoch + 1, "loss": mean})
-            logger.info("phase 1 (frozen backbone) epoch %d/%d: loss %.5f", epoch + 1, settings.epochs, mean)
-            save_checkpoint(last, _state(student, spec, optimizer, 1, epoch + 1, settings, meta, history, config))
-        del feats
-        meta["phase1_seconds"] = round(time.perf_counter() - t1, 1)
-        start_phase, start_epoch = 2, 0
-    elif start_phase == 1:
-        start_phase, start_epoch = 2, 0
+        # the head reads the backbone's features, computed below once the state says epochs remain
+        phase1 = _Phase(1, student.head, lambda idx: feats[idx], student.head.train,
+                        OptimConfig(name="adam", lr=settings.lr, schedule="cosine"), settings.epochs)
+        state = phase_state(phase1, student.head)
+        if state.epoch < settings.epochs:
+            feats = _features(student.backbone, crops, channel_order, settings.batch_size)
+            _run_phase(state, phase1, targets, criterion, settings, saver(state, phase1))
+            del feats
+            meta["phase1_seconds"] = round(time.perf_counter() - t1, 1)
 
     # Phase 2: end to end (backbone BatchNorm statistics stay frozen: small unlabeled sets).
-    if settings.finetune_epochs > start_epoch:
+    if settings.finetune_epochs > 0:
         t2 = time.perf_counter()
-        optimizer = torch.optim.Adam(student.parameters(), lr=settings.finetune_lr)
-        if resumed and resumed.get("optimizer") and resumed["distill"]["phase"] == 2:
-            optimizer.load_state_dict(resumed["optimizer"])
-        steps_per_epoch = math.ceil(n / settings.batch_size)
-        for epoch in range(start_epoch, settings.finetune_epochs):
+
+        def end_to_end() -> None:
             student.train()
             student.backbone.apply(lambda m: m.eval() if isinstance(m, nn.BatchNorm2d) else None)
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed * 1000 + 500 + epoch))
-            first = epoch * steps_per_epoch
-            mean = _train_epoch(
-                optimizer, order, settings.batch_size,
-                lambda i, first=first: _cosine_lr(settings.finetune_lr, first + i,
-                                                       settings.finetune_epochs * steps_per_epoch),
-                lambda idx: criterion(student(_inputs(crops, idx.numpy(), channel_order)),
-                                      _targets_for_loss(targets[idx].float(), settings.loss)))
-            history.append({"phase": 2, "epoch": epoch + 1, "loss": mean})
-            logger.info("phase 2 (end to end) epoch %d/%d: loss %.5f", epoch + 1, settings.finetune_epochs, mean)
-            save_checkpoint(last, _state(student, spec, optimizer, 2, epoch + 1, settings, meta, history, config))
-        meta["phase2_seconds"] = round(time.perf_counter() - t2, 1)
+
+        phase2 = _Phase(2, student, lambda idx: _inputs(crops, idx.numpy(), channel_order), end_to_end,
+                        OptimConfig(name="adam", lr=settings.finetune_lr, schedule="cosine"), settings.finetune_epochs)
+        state = phase_state(phase2, student)
+        if state.epoch < settings.finetune_epochs:
+            _run_phase(state, phase2, targets, criterion, settings, saver(state, phase2))
+            meta["phase2_seconds"] = round(time.perf_counter() - t2, 1)
 
     student.eval()
     save_checkpoint(out / "student.pt", {"spec": spec, "model": student.state_dict(), "config": config,

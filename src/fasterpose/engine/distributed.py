@@ -129,10 +129,12 @@ class ShardedBatchSampler:
         shuffle: permute each epoch (training) or keep the natural order (evaluation).
         drop_last: drop the last incomplete global batch (training). Without it (evaluation) the remaining
             indices are split contiguously over ranks, so every index is seen exactly once overall.
+        with_epoch: yield ``(epoch, index)`` keys instead of indices (training): the epoch then travels with each
+            key to DataLoader workers that persist across epochs (``TopDownDataset.__getitem__`` takes such keys).
     """
 
     def __init__(self, length: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, drop_last: bool = True) -> None:
+                 shuffle: bool = True, drop_last: bool = True, with_epoch: bool = False) -> None:
         self.length = length
         self.batch_size = batch_size
         self.rank = rank
@@ -140,6 +142,7 @@ class ShardedBatchSampler:
         self.seed = seed
         self.shuffle = shuffle
         self.drop_last = drop_last
+        self.with_epoch = with_epoch
         self.epoch = 0
         self.start_batch = 0
 
@@ -165,8 +168,10 @@ class ShardedBatchSampler:
                 out.append(rest.tolist())
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()[self.start_batch:]
+    def __iter__(self) -> Iterator[list[int]] | Iterator[list[tuple[int, int]]]:
+        epoch = self.epoch
+        for batch in self.batches()[self.start_batch:]:
+            yield [(epoch, i) for i in batch] if self.with_epoch else batch
 
     def __len__(self) -> int:
         return max(len(self.batches()) - self.start_batch, 0)

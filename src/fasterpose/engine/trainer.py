@@ -1,12 +1,15 @@
 """The training loop: one function, :func:`train`, that reads top to bottom.
 
-setup (devices, process group, seeds) -> data -> model (pretrained backbone, SyncBN/frozen BN, DDP) -> optimizer
--> resume -> for each epoch: for each batch: lr from the schedule function, forward, loss, NaN check, backward,
-step, mid-epoch checkpoint -> end of epoch: metrics, validation, ``last.pt`` / ``best.pt``, curves.
+setup (devices, process group, seeds, precision) -> data (one DataLoader, workers kept across epochs) -> model
+(pretrained backbone, SyncBN/frozen BN, DDP) -> optimizer -> the :class:`~fasterpose.engine.state.TrainState`, resumed
+-> for each epoch: for each batch: lr from the schedule function, :func:`~fasterpose.engine.state.train_step`
+(forward, loss, NaN check, backward, step), mid-epoch checkpoint -> end of epoch: metrics, validation, ``last.pt`` /
+``best.pt``, curves. Distillation (:mod:`~fasterpose.engine.distill`) trains with the same state, step, schedule,
+loss factory and checkpoint format.
 
 Exact resume: every source of randomness is a function of ``(seed, epoch, index)`` (data order: the
 :class:`~fasterpose.engine.distributed.ShardedBatchSampler`; augmentation: the dataset's per-sample generators) or is
-saved in the checkpoint (python/numpy/torch RNG states), the learning rate is a pure function of the iteration,
+saved in the checkpoint (python/numpy/torch RNG states), the learning rate is a pure function of the progress,
 and a checkpoint records how many batches of the current epoch were consumed. So on CPU with
 ``train.deterministic`` a run killed at any moment and resumed from ``last.pt`` ends with the same parameters as
 an uninterrupted one (``tests/test_resume.py``).
@@ -20,13 +23,14 @@ import difflib
 import io
 import json
 import logging
-import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +38,26 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
-from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
 from ..keypoints import KeypointSet
 from ..keypoints.config import apply_flip_choice, resolve_keypoint_set
+from ..losses import create_loss
 from ..spec import PoseSpec
 from . import distributed as D
-from .config import Config, save_config
-from .inference import collate, evaluate_dataset, unwrap
+from .config import Config, OptimConfig, TrainConfig, save_config
+from .inference import collate, evaluate_dataset
+from .precision import Precision, choose_precision
+from .precision import cpu_bf16_enabled as cpu_bf16_enabled  # re-exported (its home is shared with distillation)
 from .schedule import lr_factor, warmup_length
+from .state import TrainingDivergedError as TrainingDivergedError  # re-exported, likewise
+from .state import TrainState, load_train_state, save_train_state, train_step
+from .state import all_finite as all_finite  # re-exported, likewise
+from .state import rng_state as rng_state  # re-exported, likewise
+from .state import set_rng_state as set_rng_state  # re-exported, likewise
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingDivergedError(FasterPoseError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -65,6 +72,9 @@ class TrainResult:
     final_stats: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
     cpu_bf16: bool = False
+    precision: str = "fp32"
+    precision_reason: str = ""
+    device: str = "cpu"
 
 
 # ------------------------------------------------------------------------------------------------ builders
@@ -110,13 +120,7 @@ def build_model(cfg: Config, pretrained: bool = True, keypoint_set: KeypointSet 
 
 
 def build_loss(cfg: Config) -> torch.nn.Module:
-    from ..losses import MSELoss, RCELoss
-
-    if cfg.loss.name == "rce":
-        if cfg.loss.ohkm:
-            raise ConfigError("loss.ohkm is only implemented for loss.name: mse")
-        return RCELoss()
-    return MSELoss(ohkm=cfg.loss.ohkm)
+    return create_loss(cfg.loss.name, ohkm=cfg.loss.ohkm)
 
 
 def _need_file(path: str | None, key: str, what: str) -> Path:
@@ -190,8 +194,8 @@ def build_dataset(cfg: Config, split: str, codec: HeatmapCodec | None = None, bo
     return MPIIDataset(ann, images, gt_valid_mat=mat, **common)
 
 
-def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
-    o = cfg.optim
+def build_optimizer(o: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The optimizer of ``model``'s trainable parameters (training, and each distillation phase)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if o.name == "adam":
         return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
@@ -200,26 +204,21 @@ def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimize
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=False)
 
 
+def build_train_loader(dataset: Dataset, sampler: D.ShardedBatchSampler, workers: int,
+                       device: torch.device) -> DataLoader:
+    """The training DataLoader, made once per run: its workers persist across epochs (no start-up per epoch), so the
+    epoch reaches them in the keys of a ``with_epoch`` sampler, not through :meth:`set_epoch` on their copies."""
+    if not sampler.with_epoch:
+        raise ValueError("the training sampler must yield (epoch, index) keys (with_epoch=True) for persistent workers")
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+
 def freeze_batchnorm(model: torch.nn.Module) -> None:
     """Put every BatchNorm layer in eval mode (running statistics are used and not updated)."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-
-
-def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def configure_torch(cfg: Config, device: torch.device) -> None:
@@ -243,10 +242,6 @@ def configure_torch(cfg: Config, device: torch.device) -> None:
 
 def resolve_output_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
     return Path(out).expanduser() if out else Path(cfg.train.output_dir.replace("{name}", cfg.name)).expanduser()
-
-
-def all_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -284,8 +279,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     cfg = apply_flip_choice(cfg, keypoint_set)  # saved below with the flips it actually uses
     if resume_path is not None:
         _check_resume_fits(cfg, resume_path, keypoint_set)  # before anything in the run folder is touched
-    use_amp = cfg.train.amp and dev.type == "cuda"
-    cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
+    precision = choose_precision(dev.type, cfg.train.amp, cfg.train.cpu_amp)
     log_handler = None
     created = main and not out_dir.exists()
     hold = contextlib.ExitStack()  # rank 0 holds the run folder: a second run into it is refused, not mixed in
@@ -300,7 +294,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
             logging.getLogger("fasterpose").addHandler(log_handler)
         else:  # rank 0 logs for everyone
             logging.getLogger("fasterpose").setLevel(logging.WARNING)
-        result = _train(cfg, keypoint_set, out_dir, resume_path, dist_info, use_amp, on_iteration, cpu_bf16)
+        result = _train(cfg, keypoint_set, out_dir, resume_path, dist_info, precision, on_iteration)
         failed = False
         return result
     finally:
@@ -367,257 +361,223 @@ def _check_resume_fits(cfg: Config, resume_path: Path, keypoint_set: KeypointSet
                           f"--resume {resume_path} --opt train.epochs={done + 10} (for 10 more); nothing was written")
 
 
-def cpu_bf16_enabled(mode: str) -> bool:
-    """Whether ``train.cpu_amp`` (``off`` / ``bf16`` / ``auto``) turns on bfloat16 autocast on this CPU.
-
-    ``auto`` means: only where the CPU executes bf16 natively (AVX512-BF16 or AMX, :func:`fasterpose.cpu.native_bf16`).
-    oneDNN also accepts bf16 on AVX-512 CPUs without it (``_is_mkldnn_bf16_supported()`` is true there) but emulates
-    it: ResNet-18 training steps measured 4x slower than fp32 on such a Xeon, so that is not a reason to use it.
-    """
-    from ..cpu import cpu_class, native_bf16
-
-    if mode == "off":
-        return False
-    native = native_bf16() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    if mode == "bf16" and not native:
-        logger.warning("train.cpu_amp=bf16 on a CPU without native bf16 (%s): bf16 is emulated there and measured "
-                       "about 4x slower than fp32; use train.cpu_amp=auto or off", cpu_class())
-    if mode == "auto" and native:
-        logger.info("bfloat16 autocast on CPU (train.cpu_amp=auto; this CPU has native bf16)")
-    return mode == "bf16" or native
-
-
 def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: Path | None, dist_info: D.DistInfo,
-           use_amp: bool,
-           on_iteration: Callable[[int], None] | None, cpu_bf16: bool = False) -> TrainResult:
+           precision: Precision, on_iteration: Callable[[int], None] | None) -> TrainResult:
     dev, main, world = dist_info.device, dist_info.is_main, dist_info.world_size
     t_cfg = cfg.train
+    logger.info("training on %s in %s (%s)", dev, precision.name, precision.reason)
 
-    # ---- data
+    # ---- data: the loader and its workers are made once; each key names its epoch (augmentation follows it)
     codec = build_codec(cfg)
-    if main:  # rank 0 generates/caches the synthetic data first, the others then find it complete
-        train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
-    D.barrier()
-    if not main:
-        train_set = build_dataset(cfg, "train", codec, keypoint_set=keypoint_set)
+    train_set = _on_main_first(main, lambda: build_dataset(cfg, "train", codec, keypoint_set=keypoint_set))
+    val_set = _validation_set(cfg, codec, keypoint_set, main) if t_cfg.val_every > 0 else None
     spec = build_spec(cfg, codec, keypoint_set, category_id=getattr(train_set, "category_id", None))
-    val_set = None
-    if t_cfg.val_every > 0:
-        if main:
-            val_set = build_dataset(cfg, "val", codec, keypoint_set=keypoint_set)
-        D.barrier()
-        if not main:
-            val_set = build_dataset(cfg, "val", codec, keypoint_set=keypoint_set)
-        if len(val_set) == 0:  # found now, not after the whole training time was spent
-            source = "the synthetic val split" if cfg.data.dataset == "synthetic" else cfg.data.val_ann
-            raise DataError(f"the validation set ({source}) has no persons "
-                            "to evaluate (no annotations with keypoints, or no boxes above eval.det_score_thr); fix "
-                            "data.val_ann / eval.boxes, or train without validation: --opt train.val_every=0")
     sampler = D.ShardedBatchSampler(len(train_set), t_cfg.batch_size, rank=dist_info.rank, world_size=world,
-                                    seed=t_cfg.seed, shuffle=True, drop_last=True)
-    iters_per_epoch = sampler.batches_per_epoch
+                                    seed=t_cfg.seed, shuffle=True, drop_last=True, with_epoch=True)
+    iters_per_epoch, global_batch = sampler.batches_per_epoch, t_cfg.batch_size * world
     if iters_per_epoch == 0:
         raise ConfigError(f"train.batch_size {t_cfg.batch_size} x {world} process(es) is larger than the training "
                           f"set ({len(train_set)} persons); lower train.batch_size")
     logger.info("training set: %d persons, %d iterations/epoch (global batch %d = %d x %d)", len(train_set),
-                iters_per_epoch, t_cfg.batch_size * world, t_cfg.batch_size, world)
+                iters_per_epoch, global_batch, t_cfg.batch_size, world)
+    loader = build_train_loader(train_set, sampler, t_cfg.workers, dev)
 
-    # ---- model, loss, optimizer
-    model = build_model(cfg, pretrained=resume_path is None, keypoint_set=keypoint_set).to(dev)
-    memory_format = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
-    if t_cfg.channels_last:
-        model = model.to(memory_format=memory_format)
-    if t_cfg.sync_bn and world > 1:
-        if dev.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        else:
-            logger.warning("train.sync_bn needs CUDA (torch's SyncBatchNorm); on CPU BatchNorm statistics stay "
-                           "per-process (use train.freeze_bn for identical results across world sizes)")
+    # ---- model, loss, optimizer: the training state
+    model = _model_on_device(cfg, keypoint_set, dev, world, pretrained=resume_path is None)
     criterion = build_loss(cfg)
-    optimizer = build_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    state = TrainState(model, build_optimizer(cfg.optim, model), precision.grad_scaler(), precision, lr=cfg.optim.lr)
     warmup_iters = warmup_length(cfg.optim, iters_per_epoch)
-
-    # ---- resume
-    start_epoch, start_batch, step, best_ap, history = 0, 0, 0, -1.0, []
-    train_seconds, loss_sum, loss_count = 0.0, 0.0, 0
     if resume_path is not None:
-        ckpt = load_checkpoint(resume_path, map_location=dev)
-        unwrap(model).load_state_dict(ckpt["model"])
-        if "optimizer" not in ckpt:
-            raise CheckpointError(f"{resume_path} is an inference-only checkpoint (no optimizer state); "
-                                  "it cannot be resumed")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, step, best_ap = int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt.get("best_ap", -1.0))
-        history = list(ckpt.get("history", []))
-        s = ckpt.get("sampler", {})
-        consumed = int(s.get("samples_in_epoch", 0))
-        start_batch = consumed // (t_cfg.batch_size * world)
-        if consumed != start_batch * t_cfg.batch_size * world or s.get("seed", t_cfg.seed) != t_cfg.seed:
-            logger.warning("resuming with a different global batch or seed than the checkpoint: the rest of this "
-                           "epoch will not follow the original data order exactly")
-        train_seconds = float(ckpt.get("train_seconds", 0.0))
-        loss_sum, loss_count = float(ckpt.get("loss_sum", 0.0)), int(ckpt.get("loss_count", 0))
-        if ckpt.get("rng"):
-            set_rng_state(ckpt["rng"])
-        logger.info("resumed from %s: epoch %d, batch %d of %d, iteration %d", resume_path, start_epoch,
-                    start_batch, iters_per_epoch, step)
+        _resume(state, resume_path, dev, global_batch, t_cfg.seed, iters_per_epoch)
+    net = model
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    memory_format = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
 
-    def checkpoint(path: Path, epoch: int, batches_done: int) -> None:
-        """Save the full training state (rank 0). ``epoch`` = epochs completed, ``batches_done`` in the next."""
-        if not main:
-            return
-        if not all_finite(unwrap(model)):
-            logger.error("not writing %s: the model has non-finite weights", path.name)
-            return
-        save_checkpoint(path, {
-            "spec": spec, "model": unwrap(model).state_dict(), "config": cfg.to_dict(),
-            "epoch": epoch, "step": step, "best_ap": best_ap, "optimizer": optimizer.state_dict(),
-            "scheduler": {"type": "function", "iteration": step, "warmup_iters": warmup_iters,
-                          "lr": optimizer.param_groups[0]["lr"]},
-            "scaler": scaler.state_dict(), "rng": rng_state(),
-            "sampler": {"seed": t_cfg.seed, "epoch": epoch, "samples_in_epoch": batches_done * t_cfg.batch_size * world,
-                        "world_size": world},
-            "history": history, "train_seconds": train_seconds, "loss_sum": loss_sum, "loss_count": loss_count,
-        })
+    def checkpoint() -> None:
+        """Save the training state (rank 0): ``state.epoch`` epochs done and ``state.batch`` batches of the next."""
+        if main:
+            save_train_state(out_dir / "last.pt", state, spec=spec, config=cfg.to_dict(),
+                             scheduler={"warmup_iters": warmup_iters},
+                             sampler={"seed": t_cfg.seed, "epoch": state.epoch, "world_size": world,
+                                      "samples_in_epoch": state.batch * global_batch})
 
     # ---- loop
     show_bar = main and (t_cfg.progress == "always" or (t_cfg.progress == "auto" and sys.stderr.isatty()))
-    budget = t_cfg.time_budget_s
-    stop = False
-    epoch = start_epoch
-    final_stats: dict[str, Any] | None = None
-    for epoch in range(start_epoch, t_cfg.epochs):
-        sampler.set_epoch(epoch, start_batch if epoch == start_epoch else 0)
-        train_set.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=t_cfg.workers, collate_fn=collate,
-                            pin_memory=dev.type == "cuda")
-        model.train()
+    advice = partial(_divergence_advice, out_dir / "last.pt")
+    stop, final_stats = False, None
+    for epoch in range(state.epoch, t_cfg.epochs):
+        sampler.set_epoch(epoch, state.batch)
+        net.train()
         if t_cfg.freeze_bn:
-            freeze_batchnorm(model)
-        bar = None
-        if show_bar:
-            from tqdm import tqdm
-
-            bar = tqdm(total=iters_per_epoch, initial=sampler.start_batch, desc=f"epoch {epoch + 1}/{t_cfg.epochs}",
-                       dynamic_ncols=True, leave=False)
-        t_epoch, seen = time.perf_counter(), 0
-        t_last = time.perf_counter()
-        i, lr = sampler.start_batch - 1, optimizer.param_groups[0]["lr"]
-        for i, batch in enumerate(loader, start=sampler.start_batch):
-            # lr: a pure function of progress (epochs, or the elapsed share of a time budget)
-            if budget:
-                progress = min(train_seconds / budget, 1.0) * t_cfg.epochs
-            else:
-                progress = epoch + i / iters_per_epoch
-            lr = cfg.optim.lr * lr_factor(progress, t_cfg.epochs, cfg.optim, step, warmup_iters)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            images = batch["image"].to(dev, non_blocking=True).contiguous(memory_format=memory_format)
-            target = batch["target"].to(dev, non_blocking=True)
-            weight = batch["target_weight"].to(dev, non_blocking=True)
-            with torch.autocast(device_type=dev.type, enabled=use_amp or cpu_bf16,
-                                dtype=torch.bfloat16 if cpu_bf16 else None):
-                logits = model(images)
-            loss = criterion(logits.float(), target, weight)
-
-            loss_value = float(loss.detach())
-            if D.any_true(not math.isfinite(loss_value), dev):
-                if bar is not None:
-                    bar.close()
-                kept = (f"The last good checkpoint is {out_dir / 'last.pt'} (it is never overwritten with non-finite "
-                        "weights)." if (out_dir / "last.pt").is_file() else "No checkpoint had been written yet.")
-                raise TrainingDivergedError(
-                    f"loss is {loss_value} at iteration {step + 1} (epoch {epoch + 1}, batch {i + 1}/{iters_per_epoch},"
-                    f" lr {lr:.3g}); training stopped. {kept} Try a lower optim.lr (e.g. --opt optim.lr=...), a "
-                    "warmup (--opt optim.warmup_iters=500), gradient clipping (--opt optim.grad_clip=1.0), or check "
-                    "the data (annotations, boxes, images).")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            loss_sum += loss_value
-            loss_count += 1
-            seen += images.shape[0] * world
-            now = time.perf_counter()
-            train_seconds += now - t_last
-            t_last = now
-
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:.2e}",
-                                img_s=f"{seen / max(now - t_epoch, 1e-9):.1f}")
-            if main and t_cfg.log_every and step % t_cfg.log_every == 0 and bar is None:
-                logger.info("epoch %d iter %d/%d (step %d): loss %.5f lr %.3g %.1f img/s", epoch + 1, i + 1,
-                            iters_per_epoch, step, loss_value, lr, seen / max(now - t_epoch, 1e-9))
-            budget_used = bool(budget) and train_seconds >= budget
-            stop = D.any_true(budget_used or (t_cfg.max_iters is not None and step >= t_cfg.max_iters), dev)
-            last_batch = i + 1 == iters_per_epoch
-            if not last_batch and (stop or (t_cfg.checkpoint_every_iters and step % t_cfg.checkpoint_every_iters == 0)):
-                checkpoint(out_dir / "last.pt", epoch, i + 1)  # mid-epoch: resume continues at batch i + 1
-                t_last = time.perf_counter()  # checkpoint writing is not training time
-            if on_iteration is not None:
-                on_iteration(step)
-            if stop:
-                break
-        if bar is not None:
-            bar.close()
-        epoch_done = not stop or i + 1 == iters_per_epoch
+            freeze_batchnorm(net)
+        t_epoch = t_last = time.perf_counter()
+        seen = 0
+        with _progress_bar(show_bar, iters_per_epoch, state.batch, f"epoch {epoch + 1}/{t_cfg.epochs}") as bar:
+            for batch in loader:
+                images = batch["image"].to(dev, non_blocking=True).contiguous(memory_format=memory_format)
+                targets = [batch[k].to(dev, non_blocking=True) for k in ("target", "target_weight")]
+                lr = cfg.optim.lr * lr_factor(_progress(state, t_cfg, iters_per_epoch), t_cfg.epochs, cfg.optim,
+                                              state.step, warmup_iters)
+                loss = train_step(state, net, images, criterion, targets, lr, cfg.optim.grad_clip, advice)
+                state.batch += 1
+                state.loss_sum += loss
+                state.loss_count += 1
+                seen += images.shape[0] * world
+                now = time.perf_counter()
+                state.train_seconds += now - t_last
+                t_last = now
+                _show_progress(bar, state, loss, seen / max(now - t_epoch, 1e-9), iters_per_epoch,
+                               bool(main and t_cfg.log_every and state.step % t_cfg.log_every == 0))
+                budget_used = bool(t_cfg.time_budget_s) and state.train_seconds >= t_cfg.time_budget_s
+                stop = D.any_true(budget_used or (t_cfg.max_iters is not None and state.step >= t_cfg.max_iters),
+                                  dev)
+                every = t_cfg.checkpoint_every_iters
+                if state.batch < iters_per_epoch and (stop or (every and state.step % every == 0)):
+                    checkpoint()  # mid-epoch: resume continues at batch state.batch
+                    t_last = time.perf_counter()  # checkpoint writing is not training time
+                if on_iteration is not None:
+                    on_iteration(state.step)
+                if stop:
+                    break
 
         # ---- end of epoch: metrics, validation, checkpoints
-        record: dict[str, Any] = {"epoch": epoch + 1 if epoch_done else epoch + (i + 1) / iters_per_epoch,
-                                  "step": step, "lr": lr, "loss": loss_sum / max(loss_count, 1),
-                                  "train_seconds": round(train_seconds, 2)}
-        loss_sum, loss_count = 0.0, 0
-        validate = val_set is not None and ((epoch + 1) % t_cfg.val_every == 0 or epoch + 1 == t_cfg.epochs or stop)
-        if validate:
-            ev = cfg.eval
-            stats = evaluate_dataset(model, val_set, codec, keypoint_set, activation=spec.heatmap_activation,
-                                     flip_test=t_cfg.flip_test, batch_size=t_cfg.val_batch_size, workers=t_cfg.workers,
-                                     device=dev, amp=use_amp, rescore=ev.rescore,
-                                     nms=None if ev.nms == "none" else ev.nms, nms_thr=ev.nms_thr, kpt_thr=ev.kpt_thr,
-                                     results_path=out_dir / "val_results.json" if main else None, progress=show_bar)
-            final_stats = stats
-            metric = stats["metric"]
-            record.update({k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "num_persons"})
-            logger.info("epoch %d: loss %.5f, %s %.4f (best %.4f)", epoch + 1, record["loss"], metric, stats[metric],
-                        max(best_ap, stats[metric]))
+        epoch_done = state.batch == iters_per_epoch
+        record: dict[str, Any] = {"epoch": epoch + 1 if epoch_done else epoch + state.batch / iters_per_epoch,
+                                  "step": state.step, "lr": state.lr, "loss": state.loss_sum / max(state.loss_count, 1),
+                                  "train_seconds": round(state.train_seconds, 2)}
+        state.loss_sum, state.loss_count = 0.0, 0
+        if val_set is not None and ((epoch + 1) % t_cfg.val_every == 0 or epoch + 1 == t_cfg.epochs or stop):
+            final_stats = _validate(cfg, net, val_set, codec, keypoint_set, spec, precision, out_dir if main else None,
+                                    show_bar)
+            record.update({k: v for k, v in final_stats.items() if isinstance(v, (int, float)) and k != "num_persons"})
+            metric = final_stats["metric"]
+            logger.info("epoch %d: loss %.5f, %s %.4f (best %.4f)", epoch + 1, record["loss"], metric,
+                        final_stats[metric], max(state.best, final_stats[metric]))
+            is_best = final_stats[metric] > state.best
+            state.best = max(state.best, float(final_stats[metric]))
         else:
             logger.info("epoch %d: loss %.5f", epoch + 1, record["loss"])
-        history.append(record)
-        is_best = validate and final_stats[final_stats["metric"]] > best_ap
-        if is_best:
-            best_ap = float(final_stats[final_stats["metric"]])
+            is_best = False
+        state.history.append(record)
         if epoch_done:
-            checkpoint(out_dir / "last.pt", epoch + 1, 0)
-        elif stop:
-            checkpoint(out_dir / "last.pt", epoch, i + 1)  # refresh with the history entry just added
+            state.epoch, state.batch = epoch + 1, 0
+        checkpoint()  # the epoch's end, or where the run stopped (with the history entry just added)
         if is_best and main:
-            import shutil
-
             with atomic_path(out_dir / "best.pt") as tmp:  # a temporary named by pid: a killed copy is cleaned up
                 shutil.copyfile(out_dir / "last.pt", tmp)
         if main:
-            write_metrics(out_dir, history)
+            write_metrics(out_dir, state.history)
         if stop:
             break
 
     if main and t_cfg.plot:
         from .plots import plot_curves
 
-        plot_curves(history, out_dir / "curves.png")
+        plot_curves(state.history, out_dir / "curves.png")
     D.barrier()
-    return TrainResult(out_dir=out_dir, epochs=len(history), iterations=step, train_seconds=train_seconds,
-                       best_ap=best_ap, final_stats=final_stats, history=history, cpu_bf16=cpu_bf16)
+    return TrainResult(out_dir=out_dir, epochs=len(state.history), iterations=state.step,
+                       train_seconds=state.train_seconds, best_ap=state.best, final_stats=final_stats,
+                       history=state.history, cpu_bf16=dev.type == "cpu" and precision.name == "bf16",
+                       precision=precision.name, precision_reason=precision.reason, device=str(dev))
+
+
+# ------------------------------------------------------------------------------------------------ loop helpers
+
+
+def _on_main_first(main: bool, build: Callable[[], Dataset]) -> Dataset:
+    """``build()`` on rank 0 first (it generates and caches synthetic data), then on the others, which find it."""
+    if main:
+        dataset = build()
+    D.barrier()
+    return dataset if main else build()
+
+
+def _validation_set(cfg: Config, codec: HeatmapCodec, keypoint_set: KeypointSet, main: bool) -> Dataset:
+    val_set = _on_main_first(main, lambda: build_dataset(cfg, "val", codec, keypoint_set=keypoint_set))
+    if len(val_set) == 0:  # found now, not after the whole training time was spent
+        source = "the synthetic val split" if cfg.data.dataset == "synthetic" else cfg.data.val_ann
+        raise DataError(f"the validation set ({source}) has no persons "
+                        "to evaluate (no annotations with keypoints, or no boxes above eval.det_score_thr); fix "
+                        "data.val_ann / eval.boxes, or train without validation: --opt train.val_every=0")
+    return val_set
+
+
+def _model_on_device(cfg: Config, keypoint_set: KeypointSet, dev: torch.device, world: int,
+                     pretrained: bool) -> torch.nn.Module:
+    """The model on ``dev`` in the configured memory format, with SyncBatchNorm where asked and possible."""
+    model = build_model(cfg, pretrained=pretrained, keypoint_set=keypoint_set).to(dev)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.train.sync_bn and world > 1:
+        if dev.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            logger.warning("train.sync_bn needs CUDA (torch's SyncBatchNorm); on CPU BatchNorm statistics stay "
+                           "per-process (use train.freeze_bn for identical results across world sizes)")
+    return model
+
+
+def _resume(state: TrainState, path: Path, dev: torch.device, global_batch: int, seed: int,
+            iters_per_epoch: int) -> None:
+    """Load ``path`` into ``state`` and find the batch of the epoch to continue at."""
+    ckpt = load_train_state(path, state, map_location=dev)
+    s = ckpt.get("sampler", {})
+    consumed = int(s.get("samples_in_epoch", 0))
+    state.batch = consumed // global_batch
+    if consumed != state.batch * global_batch or s.get("seed", seed) != seed:
+        logger.warning("resuming with a different global batch or seed than the checkpoint: the rest of this "
+                       "epoch will not follow the original data order exactly")
+    logger.info("resumed from %s: epoch %d, batch %d of %d, iteration %d", path, state.epoch, state.batch,
+                iters_per_epoch, state.step)
+
+
+def _progress(state: TrainState, t_cfg: TrainConfig, iters_per_epoch: int) -> float:
+    """Training progress in epochs, the schedule's axis: epochs and batches done, or the elapsed share of a time
+    budget."""
+    if t_cfg.time_budget_s:
+        return min(state.train_seconds / t_cfg.time_budget_s, 1.0) * t_cfg.epochs
+    return state.epoch + state.batch / iters_per_epoch
+
+
+def _divergence_advice(last: Path) -> str:
+    kept = (f"The last good checkpoint is {last} (it is never overwritten with non-finite weights)." if last.is_file()
+            else "No checkpoint had been written yet.")
+    return (f"{kept} Try a lower optim.lr (e.g. --opt optim.lr=...), a warmup (--opt optim.warmup_iters=500), "
+            "gradient clipping (--opt optim.grad_clip=1.0), or check the data (annotations, boxes, images).")
+
+
+def _progress_bar(show: bool, total: int, initial: int, desc: str) -> Any:
+    """A tqdm bar (closed when its ``with`` block ends, also on an error), or a ``None`` placeholder."""
+    if not show:
+        return contextlib.nullcontext()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=False)
+
+
+def _show_progress(bar: Any, state: TrainState, loss: float, images_per_s: float, iters_per_epoch: int,
+                   log: bool) -> None:
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4g}", lr=f"{state.lr:.2e}", img_s=f"{images_per_s:.1f}")
+    elif log:
+        logger.info("epoch %d iter %d/%d (step %d): loss %.5f lr %.3g %.1f img/s", state.epoch + 1, state.batch,
+                    iters_per_epoch, state.step, loss, state.lr, images_per_s)
+
+
+def _validate(cfg: Config, net: torch.nn.Module, val_set: Dataset, codec: HeatmapCodec, keypoint_set: KeypointSet,
+              spec: PoseSpec, precision: Precision, out_dir: Path | None, progress: bool) -> dict[str, Any]:
+    """COCO/PCKh evaluation of the model on the validation set (every rank takes part); ``val_results.json`` is
+    written into ``out_dir`` (rank 0's)."""
+    ev, t_cfg = cfg.eval, cfg.train
+    return evaluate_dataset(net, val_set, codec, keypoint_set, activation=spec.heatmap_activation,
+                            flip_test=t_cfg.flip_test, batch_size=t_cfg.val_batch_size, workers=t_cfg.workers,
+                            device=next(net.parameters()).device,
+                            amp=precision.device_type == "cuda" and precision.dtype is not None, rescore=ev.rescore,
+                            nms=None if ev.nms == "none" else ev.nms, nms_thr=ev.nms_thr, kpt_thr=ev.kpt_thr,
+                            results_path=out_dir / "val_results.json" if out_dir is not None else None,
+                            progress=progress)
 
 
 def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
