@@ -83,12 +83,12 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
     from ..deploy.crops import collect_crops, default_parity_crops
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
     from ..io_utils import check_not_an_input, check_writable, temp_folder
+    from ..models.loading import load_pose_checkpoint
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--out {out} should end in .onnx")
     check_writable(out, "--out")
     check_not_an_input(out, [args.checkpoint, args.calib, args.parity_data, args.eval_ann], "--out")
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_pose_checkpoint(args.checkpoint)
     try:
         spec = PoseSpec.from_dict(ckpt["spec"])
     except (TypeError, ValueError) as e:

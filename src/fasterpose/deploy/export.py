@@ -55,7 +55,7 @@ def _load(model: Any, spec: PoseSpec | None) -> tuple[Any, PoseSpec]:
         if spec is None:
             raise ValueError("export_onnx(nn.Module) needs spec=PoseSpec(...)")
         return model.eval(), spec
-    from ..checkpoint import model_from_checkpoint
+    from ..models import model_from_checkpoint
 
     try:
         return model_from_checkpoint(model)

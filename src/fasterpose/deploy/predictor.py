@@ -108,9 +108,9 @@ class Predictor:
         spec: PoseSpec | None = None,
     ) -> None:
         if isinstance(model, str) and not Path(model).exists() and Path(model).suffix.lower() != ".onnx":
-            from ..checkpoint import load_checkpoint
+            from ..models.loading import load_pose_checkpoint
 
-            model = load_checkpoint(model)  # published weights by name (or "does not exist", said there)
+            model = load_pose_checkpoint(model)  # published weights by name (or "does not exist", said there)
         is_path = isinstance(model, (str, os.PathLike))
         path = Path(model) if is_path else None
         is_onnx = path is not None and path.suffix.lower() == ".onnx"
@@ -166,7 +166,7 @@ class Predictor:
     def _init_torch(self, model: Any, spec: PoseSpec | None) -> PoseSpec:
         import torch
 
-        from ..checkpoint import model_from_checkpoint
+        from ..models import model_from_checkpoint
 
         if isinstance(model, torch.nn.Module):
             if spec is None:

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..checkpoint import read_torch_file, save_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError
 from ..geometry import flip_image, normalize_crop
 from ..io_utils import atomic_write_json, check_writable_folder
+from ..models import load_pose_checkpoint, model_from_checkpoint
 from ..spec import PoseSpec
 
 __all__ = ["DistillSettings", "distill", "teacher_heatmaps"]
@@ -223,7 +224,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     if resume:
         if not last.is_file():
             raise DataError(f"--resume: {last} does not exist; nothing to continue (run without --resume)")
-        resumed = torch.load(last, map_location="cpu", weights_only=False)
+        resumed = read_torch_file(last)
         if "distill" not in resumed:
             raise CheckpointError(f"{last} is not a distillation checkpoint (no 'distill' entry)")
         settings = DistillSettings(**resumed["distill"]["settings"])
@@ -236,7 +237,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     t_start = time.perf_counter()
     cpu_start = time.process_time()
 
-    teacher_ckpt = load_checkpoint(teacher)
+    teacher_ckpt = load_pose_checkpoint(teacher)
     teacher_model, tspec = model_from_checkpoint(teacher_ckpt)
     kset = tspec.keypoint_set
     crops, counts = person_crops(sources, tspec.input_size, boxes=boxes, det_thr=det_thr,
