@@ -204,6 +204,8 @@ class Predictor:
             providers.insert(0, "CUDAExecutionProvider")
         try:
             self._session = ort_session(path, threads=self.threads, providers=providers)
+        except CheckpointError:
+            raise
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for unreadable models
             raise CheckpointError(f"onnxruntime could not load {path} ({type(e).__name__}: {e}); "
                                   "is it a complete ONNX file written by `fasterpose export`?") from e
