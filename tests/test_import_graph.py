@@ -54,15 +54,21 @@ def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the package's modules it imports (a ``from X import name`` that is a submodule counts as X.name)."""
+def import_graph(unresolved: list[str] | None = None) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (a ``from X import name`` that is a submodule counts as X.name).
+
+    Imports of the package that name no module of it (``from .pck import x`` where there is no ``pck.py``) are
+    appended to ``unresolved`` as ``"importer: target"``.
+    """
     paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in paths}
+    root = PACKAGE.name
     for name, path in paths.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
+                named = targets
             else:
                 if node.level:
                     base = package.split(".")
@@ -71,6 +77,9 @@ def import_graph() -> dict[str, set[str]]:
                 else:
                     module = node.module or ""
                 targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in paths else module for a in node.names]
+                named = [module]
+            if unresolved is not None:
+                unresolved += [f"{name}: {t}" for t in named if t.split(".")[0] == root and t not in paths]
             for target in targets:
                 while target and target not in paths:  # "fasterpose.models.registry.create_model" -> the module
                     target = target.rpartition(".")[0]
@@ -119,6 +128,12 @@ def test_the_package_has_no_import_cycle() -> None:
     for edge in ALLOWED_EDGES:
         graph[edge[0]].discard(edge[1])
     assert cycles(graph) == []
+
+
+def test_every_import_of_the_package_names_one_of_its_modules() -> None:
+    unresolved: list[str] = []
+    import_graph(unresolved)
+    assert unresolved == []  # e.g. "from .pck import pck" after pck.py moved to another folder
 
 
 def _floor(module: str) -> int:

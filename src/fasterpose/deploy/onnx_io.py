@@ -106,8 +106,7 @@ def check_external_data(path: str | os.PathLike) -> None:
     path checks apply.
 
     Raises:
-        CheckpointError: an entry leaves the folder (the message names the tensor and the location), or the file
-            is not a readable ONNX model.
+        CheckpointError: an entry leaves the folder (the message names the tensor and the location).
     """
     try:
         import onnx
@@ -116,9 +115,8 @@ def check_external_data(path: str | os.PathLike) -> None:
     path = Path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise CheckpointError(f"{path} could not be read as an ONNX model ({type(e).__name__}: {str(e)[:200]}); is "
-                              "it a complete .onnx file?") from None
+    except Exception:  # noqa: BLE001 - not an ONNX file onnx can parse: onnxruntime says why (and checks paths itself)
+        return
     folder = Path(os.path.abspath(path)).parent
     for tensor in _graph_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
