@@ -74,8 +74,10 @@ class Predictor:
     """Top-down pose estimation for one image and its person boxes.
 
     Args:
-        model: a fasterpose checkpoint (``.pth``/``.pt``), an ONNX file written by ``fasterpose export``, or an
-            ``nn.Module`` (then ``spec`` is required).
+        model: a fasterpose checkpoint (``.pth``/``.pt``), a ``.safetensors`` or ONNX file written by
+            ``fasterpose export``, published weights by name, an MMPose or official SimpleBaseline file, or an
+            ``nn.Module`` (then ``spec`` is required). Files are opened without running code from them
+            (:func:`fasterpose.checkpoint.read_torch_file`).
         backend: ``"torch"`` or ``"onnxruntime"``; default: ``"onnxruntime"`` for ``.onnx`` files, else ``"torch"``.
             A checkpoint with ``backend="onnxruntime"`` is exported to a temporary ONNX file (dynamic batch) first.
         threads: intra-op threads (``None``: library default).
