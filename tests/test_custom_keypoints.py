@@ -20,13 +20,14 @@ import pytest
 import torch
 from _engine_utils import TINY, load_weights, max_abs_diff, restore_torch_state, tiny_config
 
-from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from fasterpose.checkpoint import load_checkpoint, save_checkpoint
 from fasterpose.cli import main
 from fasterpose.engine import trainer
 from fasterpose.engine.inference import evaluate_dataset
 from fasterpose.keypoints import COCO17, MPII16
 from fasterpose.keypoints.category import keypoint_set_from_file
 from fasterpose.keypoints.config import resolve_keypoint_set
+from fasterpose.models import model_from_checkpoint
 
 DATA = Path(__file__).parent / "data"
 MPII = DATA / "mpii_samples"

@@ -12,13 +12,14 @@ import pytest
 import torch
 from _engine_utils import tiny_config
 
-from fasterpose.checkpoint import model_from_checkpoint, save_checkpoint
+from fasterpose.checkpoint import save_checkpoint
 from fasterpose.cli import main
 from fasterpose.engine import distill as D
 from fasterpose.engine.trainer import build_model, build_spec, synthetic_split
 from fasterpose.errors import DataError
 from fasterpose.geometry import normalize_crop
 from fasterpose.keypoints import COCO17
+from fasterpose.models import model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
 from fasterpose import create_model  # noqa: E402
-from fasterpose.checkpoint import model_from_checkpoint, save_checkpoint  # noqa: E402
+from fasterpose.checkpoint import save_checkpoint  # noqa: E402
 from fasterpose.cli import main  # noqa: E402
 from fasterpose.codec import HeatmapCodec  # noqa: E402
 from fasterpose.deploy.crops import collect_crops  # noqa: E402
@@ -23,6 +23,7 @@ from fasterpose.deploy.predictor import Predictor  # noqa: E402
 from fasterpose.deploy.quantize import compare_heatmaps  # noqa: E402
 from fasterpose.errors import CheckpointError, DataError  # noqa: E402
 from fasterpose.keypoints import COCO17  # noqa: E402
+from fasterpose.models import model_from_checkpoint  # noqa: E402
 from fasterpose.spec import PoseSpec  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

@@ -81,7 +81,7 @@ def test_torch_and_onnxruntime_agree(models, photo):
 
 def test_pipeline_is_the_shared_functions(models, photo):
     """The predictor equals geometry + model + codec written out by hand (what evaluation does)."""
-    from fasterpose.checkpoint import model_from_checkpoint
+    from fasterpose.models import model_from_checkpoint
 
     model, spec = model_from_checkpoint(models["ckpt"])
     codec = HeatmapCodec(**spec.codec)

@@ -12,11 +12,12 @@ import pytest
 import torch
 from _engine_utils import load_weights, max_abs_diff, restore_torch_state, tiny_config
 
-from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint
+from fasterpose.checkpoint import load_checkpoint
 from fasterpose.cli import main
 from fasterpose.engine import trainer
 from fasterpose.engine.trainer import TrainingDivergedError, train
 from fasterpose.keypoints import COCO17
+from fasterpose.models import model_from_checkpoint
 
 # Learn 4 one-person training images themselves (validated on the same images: val seed = train seed, easy
 # generator settings, no augmentation), so a few seconds of CPU training show that the whole loop learns. NCHW (not

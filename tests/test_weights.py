@@ -14,11 +14,11 @@ import torch
 from _http_server import closed_port_url, serve
 
 import fasterpose
-from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint
 from fasterpose.cli import main
 from fasterpose.errors import CheckpointError, ConfigError
 from fasterpose.geometry import normalize_crop
-from fasterpose.models import backbones, published
+from fasterpose.models import backbones, model_from_checkpoint, published
+from fasterpose.models.loading import load_pose_checkpoint as load_checkpoint
 from fasterpose.spec import PoseSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -13,6 +13,10 @@ from typing import Any
 
 from .keypoints import COCO17, KeypointSet, get_keypoint_set
 
+#: The longest spec JSON read from a file's metadata (ONNX, safetensors): a spec is a few kB even with hundreds of
+#: keypoints; a larger one is not a spec, and parsing it would only cost memory.
+MAX_SPEC_JSON_CHARS = 1 << 20
+
 
 @dataclass
 class PoseSpec:
@@ -49,7 +53,15 @@ class PoseSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.input_size, (list, tuple)) or len(self.input_size) != 2:
+            raise ValueError(f"input_size must be [height, width], got {self.input_size!r}")
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        if min(self.input_size) < 1:
+            raise ValueError(f"input_size must be two positive numbers of pixels, got {list(self.input_size)}")
+        for name in ("model_kwargs", "codec"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ValueError(f"{name} must be a dict of named options, got {value!r:.200}")
         if isinstance(self.keypoint_set, str):
             try:
                 self.keypoint_set = get_keypoint_set(self.keypoint_set)
@@ -79,6 +91,8 @@ class PoseSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PoseSpec:
+        if not isinstance(d, dict):
+            raise ValueError(f"a PoseSpec is a JSON object / dict, got {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
@@ -87,4 +101,8 @@ class PoseSpec:
 
     @classmethod
     def from_json(cls, text: str) -> PoseSpec:
+        """Parse a spec stored as JSON; at most :data:`MAX_SPEC_JSON_CHARS` characters (``ValueError`` beyond)."""
+        if len(text) > MAX_SPEC_JSON_CHARS:
+            raise ValueError(f"the spec JSON is {len(text)} characters long, more than the {MAX_SPEC_JSON_CHARS} a "
+                             "spec can need")
         return cls.from_dict(json.loads(text))

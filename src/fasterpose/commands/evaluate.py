@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=None,
                         help="YAML config or shipped config name (default: the config stored in the checkpoint)")
     parser.add_argument("--checkpoint", "--weights", "-c", dest="checkpoint", required=True, metavar="CKPT",
-                        help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or "
-                        "a SimpleBaseline file of MMPose or the official release (then pass CONFIG)")
+                        help="fasterpose checkpoint (.pt or .safetensors), published weights by name (`fasterpose "
+                        "weights list`) or a SimpleBaseline file of MMPose or the official release (then pass CONFIG)")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --opt data.val_ann=PATH (repeatable)")
     parser.add_argument("--boxes", default=None, metavar="gt|DETS.json",

@@ -1,4 +1,5 @@
-"""``fasterpose export --checkpoint CKPT --out model.onnx [--int8 --calib DATA] [--dynamic-batch] [--opset 17]``.
+"""``fasterpose export --checkpoint CKPT --out model.onnx [--int8 --calib DATA] [--dynamic-batch] [--opset 17]``,
+or ``--out model.safetensors`` (the weights and the spec, no pickle: what to share for PyTorch).
 
 Exports the checkpoint to ONNX (input ``images`` ``(N, 3, H, W)``, output ``heatmaps`` logits, PoseSpec in the
 metadata), runs the ONNX checker and a parity check against PyTorch on real crops (max |logit diff| <= 1e-4), and
@@ -27,9 +28,11 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", "--weights", dest="checkpoint", required=True, metavar="CKPT",
-                        help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or "
-                        "a SimpleBaseline file of MMPose or the official release")
-    parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="output ONNX file")
+                        help="fasterpose checkpoint (.pt or .safetensors), published weights by name (`fasterpose "
+                        "weights list`) or a SimpleBaseline file of MMPose or the official release")
+    parser.add_argument("--out", required=True, metavar="MODEL.onnx",
+                        help="output file: .onnx (an ONNX model for onnxruntime) or .safetensors (the weights and "
+                        "spec without pickle: the way to share a model for PyTorch)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="dynamic batch dimension (default: fixed batch 1); lets the predictor run all persons "
@@ -82,13 +85,33 @@ def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) ->
     return results, kp
 
 
+def _run_safetensors(args: argparse.Namespace, out: Path) -> int:
+    """``--out MODEL.safetensors``: the weights and the spec, checked by reading them back."""
+    from ..deploy.export import export_safetensors
+
+    onnx_only = [flag for flag, given in (("--int8", args.int8), ("--calib", args.calib), ("--eval", args.eval_ann),
+                                          ("--parity-data", args.parity_data), ("--dynamic-batch", args.dynamic_batch))
+                 if given]
+    if onnx_only:
+        raise DataError(f"{', '.join(onnx_only)} apply to an ONNX export; --out {out} writes safetensors (the weights "
+                        "as they are). Drop them, or write an .onnx file")
+    report = export_safetensors(args.checkpoint, out)
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "out": str(out), "export": report}))
+        return 0
+    print(f"wrote {out} (safetensors: {report['tensors']} tensors, {report['bytes'] / 1e6:.1f} MB, no pickle; "
+          f"{report['model_name']} {report['input_size'][0]}x{report['input_size'][1]} {report['keypoint_set']}, "
+          "spec in its metadata). Use it as --checkpoint/--weights, or fasterpose.Predictor(path)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
     from ..deploy.crops import collect_crops, default_parity_crops
     from ..deploy.export import export_onnx
     from ..deploy.onnx_io import ort_session, run_session
     from ..deploy.quantize import compare_heatmaps, quantize_onnx
     from ..io_utils import check_not_an_input, check_writable, temp_folder
+    from ..models.loading import load_pose_checkpoint
     from ..spec import PoseSpec
 
     if args.int8 and not args.calib:
@@ -99,11 +122,14 @@ def run(args: argparse.Namespace) -> int:
     if args.calib_size < 8:
         raise DataError(f"--calib-size must be at least 8, got {args.calib_size}")
     out = Path(args.out)
-    if out.suffix.lower() != ".onnx":
-        raise DataError(f"--out {out} should end in .onnx")
+    if out.suffix.lower() not in (".onnx", ".safetensors"):
+        raise DataError(f"--out {out} should end in .onnx (an ONNX model for onnxruntime) or .safetensors (the "
+                        "weights and spec, without pickle, for PyTorch)")
     check_writable(out, "--out")
     check_not_an_input(out, [args.checkpoint, args.calib, args.parity_data, args.eval_ann], "--out")
-    ckpt = load_checkpoint(args.checkpoint)
+    if out.suffix.lower() == ".safetensors":
+        return _run_safetensors(args, out)
+    ckpt = load_pose_checkpoint(args.checkpoint)
     try:
         spec = PoseSpec.from_dict(ckpt["spec"])
     except (TypeError, ValueError) as e:

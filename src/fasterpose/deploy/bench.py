@@ -131,7 +131,7 @@ def run_benchmark(
     entries: list[dict[str, Any]] = []  # row metadata + runner
     with temp_folder("fasterpose_bench_") as tmpdir:
         if checkpoint is not None:
-            from ..checkpoint import model_from_checkpoint
+            from ..models import model_from_checkpoint
 
             net, spec0 = model_from_checkpoint(checkpoint)
             if tuple(spec0.input_size) != tuple(input_size):

@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 # add_metadata, ort_session, run_session and SPEC_METADATA_KEY live in .onnx_io; imported here for callers that
 # know them from this module.
-__all__ = ["ExportError", "export_onnx", "add_metadata", "ort_session", "run_session", "SPEC_METADATA_KEY",
-           "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["ExportError", "export_onnx", "export_safetensors", "add_metadata", "ort_session", "run_session",
+           "SPEC_METADATA_KEY", "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME"]
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "images"
@@ -55,7 +55,7 @@ def _load(model: Any, spec: PoseSpec | None) -> tuple[Any, PoseSpec]:
         if spec is None:
             raise ValueError("export_onnx(nn.Module) needs spec=PoseSpec(...)")
         return model.eval(), spec
-    from ..checkpoint import model_from_checkpoint
+    from ..models import model_from_checkpoint
 
     try:
         return model_from_checkpoint(model)
@@ -155,3 +155,40 @@ def export_onnx(
     return {"path": str(out), "opset": opset, "dynamic_batch": dynamic_batch, "max_abs_diff": diff,
             "parity_crops": len(parity_inputs), "parity_source": parity_source, "input_size": [h, w],
             "keypoint_set": spec.keypoint_set.name, "model_name": spec.model_name}
+
+
+def export_safetensors(model: Any, out: str | os.PathLike, spec: PoseSpec | None = None) -> dict[str, Any]:
+    """Write a model's weights and its :class:`PoseSpec` as a safetensors file: the way to share a model without
+    pickle (nothing in it can run code). Layout: :mod:`fasterpose.checkpoint`.
+
+    The file is read back, the model rebuilt from it alone, and its weights and spec compared with the source's
+    before it is put at ``out`` (atomically); a difference raises :class:`ExportError` and writes nothing.
+
+    Args:
+        model: checkpoint path / dict / published name, or an ``nn.Module`` (then ``spec`` is required).
+        out: destination ``.safetensors`` path.
+        spec: the PoseSpec for an ``nn.Module``.
+
+    Returns:
+        Report dict: ``path``, ``format``, ``tensors``, ``bytes``, ``model_name``, ``input_size``, ``keypoint_set``.
+    """
+    import torch
+
+    from ..checkpoint import SAFETENSORS_FORMAT, save_safetensors
+    from ..models import model_from_checkpoint
+
+    net, spec = _load(model, spec)
+    state = net.state_dict()
+    out = Path(out)
+    with atomic_path(out, suffix=".safetensors") as tmp:
+        save_safetensors(tmp, state, spec)
+        back, back_spec = model_from_checkpoint(tmp, where=out)
+        ours = back.state_dict()
+        if back_spec.to_dict() != spec.to_dict() or ours.keys() != state.keys() or not all(
+                torch.equal(ours[k].cpu(), v.cpu()) for k, v in state.items()):
+            raise ExportError(f"the safetensors file written for {spec.model_name} does not read back as the same "
+                              f"model and spec; no file was written to {out}. Please report a bug")
+        size = tmp.stat().st_size
+    return {"path": str(out), "format": SAFETENSORS_FORMAT, "tensors": len(state), "bytes": size,
+            "model_name": spec.model_name, "input_size": list(spec.input_size),
+            "keypoint_set": spec.keypoint_set.name}

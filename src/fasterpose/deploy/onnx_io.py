@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..spec import PoseSpec
+from ..spec import MAX_SPEC_JSON_CHARS, PoseSpec
 
-__all__ = ["SPEC_METADATA_KEY", "add_metadata", "read_onnx_spec", "ort_session", "run_session"]
+__all__ = ["SPEC_METADATA_KEY", "add_metadata", "check_external_data", "read_onnx_spec", "ort_session",
+           "run_session"]
 
 SPEC_METADATA_KEY = "fasterpose_spec"
 
@@ -27,11 +29,15 @@ def read_onnx_spec(metadata: dict[str, str], path: str | os.PathLike) -> PoseSpe
     if text is None:
         raise CheckpointError(f"ONNX model {path} has no {SPEC_METADATA_KEY!r} metadata; it was not written by "
                               "`fasterpose export`. Re-export it with `fasterpose export --checkpoint CKPT --out ...`")
+    if len(text) > MAX_SPEC_JSON_CHARS:  # before parsing: a spec is a few kB
+        raise CheckpointError(f"ONNX model {path}: metadata {SPEC_METADATA_KEY!r} is {len(text)} characters long, "
+                              f"more than the {MAX_SPEC_JSON_CHARS} a spec can need; it was not written by "
+                              "`fasterpose export`")
     try:
         return PoseSpec.from_json(text)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"ONNX model {path}: metadata {SPEC_METADATA_KEY!r} is not a valid PoseSpec ({e}); "
-                              "re-export it with this fasterpose version") from e
+    except (ValueError, TypeError, RecursionError) as e:
+        raise CheckpointError(f"ONNX model {path}: metadata {SPEC_METADATA_KEY!r} is not a valid PoseSpec "
+                              f"({str(e)[:300]}); re-export it with this fasterpose version") from None
 
 
 def add_metadata(model_proto: Any, spec: PoseSpec, precision: str = "fp32", extra: dict[str, str] | None = None
@@ -55,10 +61,83 @@ def add_metadata(model_proto: Any, spec: PoseSpec, precision: str = "fp32", extr
             prop.key, prop.value = key, value
 
 
+def _graph_tensors(graph: Any) -> Any:
+    """Every tensor a graph holds: initializers, sparse ones, and those in node attributes and subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield from (attr.sparse_tensor.values, attr.sparse_tensor.indices)
+            for sparse in attr.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+            if attr.HasField("g"):
+                yield from _graph_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _graph_tensors(sub)
+
+
+def _escapes(location: str, folder: Path) -> str | None:
+    """Why an external-data ``location`` leaves ``folder``, or ``None`` when it stays inside."""
+    if not location:
+        return "no file name"
+    if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() or PureWindowsPath(
+            location).drive or location.startswith(("/", "\\")):
+        return "an absolute path"
+    if ".." in PurePosixPath(location.replace("\\", "/")).parts:
+        return "a '..' part"
+    target = (folder / location).resolve()
+    if target != folder.resolve() and folder.resolve() not in target.parents:
+        return f"a link that leads to {target}"
+    return None
+
+
+def check_external_data(path: str | os.PathLike) -> None:
+    """Refuse an ONNX model whose tensors are stored in files outside its own folder, before anything opens them.
+
+    An ONNX file may keep its weights in other files (``external_data`` entries naming a ``location``). A model from
+    someone else could name ``/etc/shadow``, ``../../secret`` or a symbolic link that leads out of its folder, and
+    have its bytes read as weights (and returned through the outputs). Only plain relative names that stay in the
+    model's folder are accepted. Without the ``onnx`` package the graph cannot be read here, and onnxruntime's own
+    path checks apply.
+
+    Raises:
+        CheckpointError: an entry leaves the folder (the message names the tensor and the location).
+    """
+    try:
+        import onnx
+    except ImportError:
+        return
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not an ONNX file onnx can parse: onnxruntime says why (and checks paths itself)
+        return
+    folder = Path(os.path.abspath(path)).parent
+    for tensor in _graph_tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        why = _escapes(location, folder)
+        if why:
+            raise CheckpointError(f"ONNX model {path}: tensor {tensor.name!r} keeps its data in {location!r} ({why}), "
+                                  f"outside the model's folder {folder}: refused, nothing was read from it. "
+                                  "External data files must sit in the model's folder (or below it)")
+
+
 def ort_session(path: str | os.PathLike, threads: int | None = None, optimize: bool = True,
                 providers: list[str] | None = None) -> Any:
-    """An onnxruntime session with sequential execution (``threads`` intra-op threads if given; CPU by default)."""
+    """An onnxruntime session with sequential execution (``threads`` intra-op threads if given; CPU by default).
+
+    The model's external-data entries are checked first (:func:`check_external_data`).
+    """
     import onnxruntime as ort
+
+    check_external_data(path)
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize

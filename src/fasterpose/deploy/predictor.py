@@ -74,8 +74,10 @@ class Predictor:
     """Top-down pose estimation for one image and its person boxes.
 
     Args:
-        model: a fasterpose checkpoint (``.pth``/``.pt``), an ONNX file written by ``fasterpose export``, or an
-            ``nn.Module`` (then ``spec`` is required).
+        model: a fasterpose checkpoint (``.pth``/``.pt``), a ``.safetensors`` or ONNX file written by
+            ``fasterpose export``, published weights by name, an MMPose or official SimpleBaseline file, or an
+            ``nn.Module`` (then ``spec`` is required). Files are opened without running code from them
+            (:func:`fasterpose.checkpoint.read_torch_file`).
         backend: ``"torch"`` or ``"onnxruntime"``; default: ``"onnxruntime"`` for ``.onnx`` files, else ``"torch"``.
             A checkpoint with ``backend="onnxruntime"`` is exported to a temporary ONNX file (dynamic batch) first.
         threads: intra-op threads (``None``: library default).
@@ -108,9 +110,9 @@ class Predictor:
         spec: PoseSpec | None = None,
     ) -> None:
         if isinstance(model, str) and not Path(model).exists() and Path(model).suffix.lower() != ".onnx":
-            from ..checkpoint import load_checkpoint
+            from ..models.loading import load_pose_checkpoint
 
-            model = load_checkpoint(model)  # published weights by name (or "does not exist", said there)
+            model = load_pose_checkpoint(model)  # published weights by name (or "does not exist", said there)
         is_path = isinstance(model, (str, os.PathLike))
         path = Path(model) if is_path else None
         is_onnx = path is not None and path.suffix.lower() == ".onnx"
@@ -166,7 +168,7 @@ class Predictor:
     def _init_torch(self, model: Any, spec: PoseSpec | None) -> PoseSpec:
         import torch
 
-        from ..checkpoint import model_from_checkpoint
+        from ..models import model_from_checkpoint
 
         if isinstance(model, torch.nn.Module):
             if spec is None:
@@ -204,6 +206,8 @@ class Predictor:
             providers.insert(0, "CUDAExecutionProvider")
         try:
             self._session = ort_session(path, threads=self.threads, providers=providers)
+        except CheckpointError:
+            raise
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for unreadable models
             raise CheckpointError(f"onnxruntime could not load {path} ({type(e).__name__}: {e}); "
                                   "is it a complete ONNX file written by `fasterpose export`?") from e

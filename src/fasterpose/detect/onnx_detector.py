@@ -139,6 +139,8 @@ class OnnxDetector:
                                   ".onnx file")
         try:
             self.session = ort_session(self.path, threads=threads)
+        except CheckpointError:
+            raise
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise CheckpointError(f"onnxruntime could not load the detector {self.path} ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0] if str(e) else ''}); is it a complete ONNX file?") from e

@@ -13,14 +13,15 @@ use checks the zip against the record, and a zip that changed is reported and no
 ``sha256`` (a verified download) is checked against it instead.
 
 The zip is read with :mod:`zipfile`, never a shell tool: it must hold exactly one ``end2end.onnx``, no member may
-have an absolute path or a ``..`` part, and the model may be at most :data:`MAX_ONNX_BYTES` (checked on the
-declared size and again while streaming, so a zip bomb stops there).
+have an absolute path or a ``..`` part, none may be a link, a device or a FIFO, and the model may be at most
+:data:`MAX_ONNX_BYTES` (checked on the declared size and again while streaming, so a zip bomb stops there).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -81,6 +82,20 @@ def _trust_on_first_use(zip_path: Path, url: str) -> None:
                    "checked on every later use (trust on first use)", url, actual, record)
 
 
+_SPECIAL = {stat.S_IFLNK: "a symbolic link", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+            stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+
+
+def _special_kind(info: zipfile.ZipInfo) -> str | None:
+    """What a zip member is when it is not a plain file or folder (a Unix mode in its external attributes).
+
+    Zip has no hard links; a symbolic link is stored as a member whose data is the link's target, and some tools
+    recreate it as a link on extraction.
+    """
+    mode = info.external_attr >> 16
+    return _SPECIAL.get(stat.S_IFMT(mode)) if info.create_system == 3 and mode else None
+
+
 def _onnx_member(zf: zipfile.ZipFile, zip_path: Path) -> zipfile.ZipInfo:
     """The zip's one ``end2end.onnx``, after refusing unsafe member paths and oversized or encrypted models."""
     for info in zf.infolist():
@@ -89,6 +104,11 @@ def _onnx_member(zf: zipfile.ZipFile, zip_path: Path) -> zipfile.ZipInfo:
         if name.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")):
             raise DownloadError(f"{zip_path}: refusing the zip, its member {info.filename!r} has an absolute path or "
                                 "a '..' part (a path trick); it is not the published detector")
+        kind = _special_kind(info)
+        if kind:
+            raise DownloadError(f"{zip_path}: refusing the zip, its member {info.filename!r} is {kind}, not a file "
+                                "(a path trick: extracting it could reach outside the cache); it is not the published "
+                                "detector")
     found = [i for i in zf.infolist()
              if not i.is_dir() and PurePosixPath(i.filename.replace("\\", "/")).name == _MEMBER]
     if len(found) != 1:

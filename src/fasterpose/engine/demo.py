@@ -180,7 +180,7 @@ def run_demo(minutes: float = 5.0, out_dir: str | os.PathLike = "outputs/demo", 
     checkpoint = out / "last.pt"
 
     # 3. official COCO evaluation on the held-out split, GT boxes and simulated detector boxes
-    from ..checkpoint import model_from_checkpoint
+    from ..models import model_from_checkpoint
 
     model, spec = model_from_checkpoint(checkpoint)
     codec = build_codec(cfg)

@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError
 from ..geometry import flip_image, normalize_crop
 from ..io_utils import atomic_write_json, check_writable_folder
 from ..losses import create_loss
+from ..models import load_pose_checkpoint, model_from_checkpoint
 from ..spec import PoseSpec
 from .config import OptimConfig
 from .precision import Precision
@@ -202,7 +203,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     """Distill a FasterPose student from ``teacher`` on unlabeled person crops; writes ``out_dir/student.pt``.
 
     Args:
-        teacher: any checkpoint :func:`fasterpose.checkpoint.load_checkpoint` reads (ours, a published name, an
+        teacher: any weights :func:`fasterpose.models.load_pose_checkpoint` reads (ours, a published name, an
             MMPose or official SimpleBaseline file).
         sources: images, folders of images, video files.
         out_dir: output folder (``last.pt`` during the run, ``student.pt`` and ``report.json`` at the end).
@@ -243,7 +244,7 @@ def distill(teacher: str | os.PathLike, sources: list[str], out_dir: str | os.Pa
     t_start = time.perf_counter()
     cpu_start = time.process_time()
 
-    teacher_ckpt = load_checkpoint(teacher)
+    teacher_ckpt = load_pose_checkpoint(teacher)
     teacher_model, tspec = model_from_checkpoint(teacher_ckpt)
     kset = tspec.keypoint_set
     crops, counts = person_crops(sources, tspec.input_size, boxes=boxes, det_thr=det_thr,

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, DataError
 from ..keypoints.config import flip_enabled
+from ..models import load_pose_checkpoint, model_from_checkpoint
 from . import distributed as D
 from .config import load_config
 
@@ -36,7 +36,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
     from .inference import evaluate_dataset
     from .trainer import build_dataset
 
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_pose_checkpoint(checkpoint)
     base = ckpt.get("config")
     if config is None and not base:
         raise CheckpointError(f"{checkpoint} stores no training config (exported for inference only); pass a CONFIG "

@@ -224,13 +224,13 @@ def foreign_checkpoint(obj: Any, path: str | Path, name: str | None = None,
 
 def published_checkpoint(name: str, progress: bool = True) -> dict[str, Any]:
     """Download (once, hash-checked, into torch hub's cache) and convert the published weights ``name``."""
+    from ..checkpoint import read_torch_file
     from ..hub import cached_download
 
     entry = PUBLISHED[name]
     path = cached_download(entry.url, sha256_prefix=entry.sha256_prefix, progress=progress)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)  # hash-checked: the published file
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
-        raise CheckpointError(f"{path} (published {name}) could not be read ({type(e).__name__}: {e}); delete it "
-                              "and run again to download it afresh") from e
+        obj = read_torch_file(path, what=f"published weights {name}")  # hash-checked, and still no code run from it
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}. Delete {path} and run again to download it afresh") from None
     return foreign_checkpoint(obj, path, name=name, input_size=entry.input_size)

@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
+from ..spec import PoseSpec
 from .backbones import TORCHVISION_URLS, build_backbone, imagenet_weights, load_pretrained
 from .heads import RCE_FINAL_BIAS, DeconvHead, SubPixelHead
+from .loading import checkpoint_spec, load_pose_checkpoint, load_weights
 from .pose_model import PoseModel
 
-__all__ = ["create_model", "list_models", "model_info", "register_model", "ModelInfo", "UnknownModelError"]
+__all__ = ["create_model", "list_models", "model_from_checkpoint", "model_info", "register_model", "ModelInfo",
+           "UnknownModelError"]
 
 
 class UnknownModelError(ConfigError, KeyError):
@@ -261,11 +264,12 @@ def create_model(name: str, num_keypoints: int = 17, pretrained: str | os.PathLi
             torch hub's cache and hash-checked; URLs in :data:`~fasterpose.models.backbones.TORCHVISION_URLS`), the
             path of such a checkpoint file (see :func:`fasterpose.models.backbones.load_pretrained`), or ``None``
             for random initialisation.
-        weights: weights of the whole model: a fasterpose checkpoint, the name of published weights
-            (:data:`fasterpose.models.published.PUBLISHED`, downloaded once) or a SimpleBaseline file of MMPose or
-            the official release. Its model must be ``name``; its options and keypoint count are taken from it.
-            The input normalisation and decoding it needs are in the spec that
-            :func:`fasterpose.checkpoint.load_checkpoint` returns with it (``Predictor(weights)`` uses them).
+        weights: weights of the whole model: a fasterpose checkpoint or ``.safetensors`` export, the name of
+            published weights (:data:`fasterpose.models.published.PUBLISHED`, downloaded once) or a SimpleBaseline
+            file of MMPose or the official release. Its model must be ``name``; its options and keypoint count are
+            taken from it. The input normalisation and decoding it needs are in the spec that
+            :func:`fasterpose.models.loading.load_pose_checkpoint` returns with it (``Predictor(weights)`` uses
+            them).
         **overrides: family options, e.g. ``output_stride=16``, ``head_channels=128``; see the module docstring.
 
     Returns:
@@ -300,13 +304,28 @@ def create_model(name: str, num_keypoints: int = 17, pretrained: str | os.PathLi
 
 
 def _with_weights(name: str, weights: str | os.PathLike, pretrained: Any, overrides: dict[str, Any]) -> PoseModel:
-    from ..checkpoint import load_checkpoint, model_from_checkpoint
-
     if pretrained or overrides:
         raise ConfigError(f"create_model({name!r}, weights=...) takes the model's options from the weights; drop "
                           f"{'pretrained' if pretrained else ', '.join(sorted(overrides))}")
-    ckpt = load_checkpoint(weights)
+    ckpt = load_pose_checkpoint(weights)
     if ckpt["spec"]["model_name"] != name:
         raise CheckpointError(f"weights {weights} are for {ckpt['spec']['model_name']}, not {name}; use "
                               f"create_model({ckpt['spec']['model_name']!r}, weights=...)")
-    return model_from_checkpoint(ckpt)[0]
+    return model_from_checkpoint(ckpt, where=weights)[0]
+
+
+def model_from_checkpoint(checkpoint: str | os.PathLike | dict[str, Any], where: Any = None
+                          ) -> tuple[PoseModel, PoseSpec]:
+    """Build the model a checkpoint describes and load its weights. Returns ``(model.eval(), spec)``.
+
+    Args:
+        checkpoint: a checkpoint dict, or anything :func:`~fasterpose.models.loading.load_pose_checkpoint` reads (a
+            fasterpose ``.pt``, a ``.safetensors`` export, a published name, an MMPose or official SimpleBaseline
+            file).
+        where: how to name the checkpoint in messages (default: the path, or "the checkpoint").
+    """
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_pose_checkpoint(checkpoint)
+    where = where if where is not None else (checkpoint if not isinstance(checkpoint, dict) else "the checkpoint")
+    spec = checkpoint_spec(ckpt, where)
+    model = create_model(spec.model_name, num_keypoints=spec.keypoint_set.num_keypoints, **spec.model_kwargs)
+    return load_weights(model, ckpt, spec).eval(), spec

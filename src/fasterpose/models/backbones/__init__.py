@@ -126,16 +126,14 @@ def load_pretrained(backbone: nn.Module, path: str | os.PathLike) -> list[str]:
         CheckpointError: the file is missing or unreadable, or its keys/shapes do not fit the backbone; the message
             lists the missing and unexpected keys and the shape mismatches.
     """
+    from ...checkpoint import read_torch_file
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"pretrained backbone checkpoint {path} does not exist; download the torchvision "
                               "ImageNet weights for this backbone or drop the pretrained setting")
-    try:
-        # weights_only: ImageNet files come from the internet; plain tensors need no arbitrary unpickling.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a usable weights file"
-        raise CheckpointError(f"pretrained backbone checkpoint {path} could not be read as a weights file "
-                              f"({type(e).__name__}: {e}); pass a torchvision ImageNet state_dict (.pth)") from e
+    # ImageNet files come from the internet: opened like every model file, without running code from them.
+    obj = read_torch_file(path, what="pretrained backbone checkpoint")
     state = _extract_state_dict(obj, path)
     # The classifier, and the stages a truncated trunk does not have (a 3-stage ResNet has no layer4).
     dropped = _CLASSIFIER_PREFIXES + (("layer4.",) if getattr(backbone, "num_stages", 4) == 3 else ())
