@@ -23,7 +23,9 @@ from ..spec import PoseSpec
 
 __all__ = ["IMAGE_SUFFIXES", "collect_crops", "coco_person_boxes", "default_parity_crops", "hog_people_boxes"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# The still-image formats OpenCV's imread reads (cv2.imread's documentation; .exr needs OPENCV_IO_ENABLE_OPENEXR)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm",
+                  ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".hdr", ".pic", ".exr", ".avif")
 _PADDING = 1.25
 # (flip, scale factor, rotation) variants used to enlarge small calibration sources.
 _VARIANTS = ((False, 1.0, 0.0), (True, 1.0, 0.0), (False, 0.85, 0.0), (True, 1.15, 0.0), (False, 1.0, 20.0),

@@ -12,9 +12,13 @@ fewer than three confident keypoints, when the new box would overlap the last on
 0.5) or be more than 15% taller or shorter (people do not jump or grow between frames; poses do, onto a nearby
 person), and when two tracks' poses landed on one person (OKS > 0.8: someone walking behind another); then until
 the next detection. New people
-are picked up at the next detection. All persons of a frame go through the pose model in one batch
-(:class:`~fasterpose.deploy.predictor.Predictor`). Track ids: :mod:`fasterpose.video.track`; smoothing:
-:mod:`fasterpose.video.smooth`.
+are picked up at the next detection. The persons of a frame go through the pose model in batches of at most the
+predictor's ``max_batch`` (:class:`~fasterpose.deploy.predictor.Predictor`). Track ids:
+:mod:`fasterpose.video.track`; smoothing: :mod:`fasterpose.video.smooth`.
+
+Where boxes come from is a :class:`~fasterpose.detect.sources.BoxSource` (a detector, a detection file, the whole
+image, boxes given in Python), asked on detection frames only. Photos take the same path: a ``Pipeline`` with
+``tracking=False`` asks its source on every call and returns each box's pose, without track ids or smoothing.
 
 Example::
 
@@ -34,6 +38,7 @@ import numpy as np
 
 from ..deploy.predictor import clip_boxes
 from ..detect.boxes import box_iou, xywh_to_xyxy
+from ..detect.sources import BoxSource, as_box_source
 from ..evaluation.nms import oks_iou
 from .smooth import OneEuroConfig, Smoother
 from .track import Tracker
@@ -66,7 +71,8 @@ class Pipeline:
 
     Args:
         predictor: a :class:`~fasterpose.deploy.predictor.Predictor`.
-        detector: ``image -> (M, 5)`` person boxes ``(x, y, w, h, score)``
+        detector: where the boxes of detection frames come from: a :class:`~fasterpose.detect.sources.BoxSource`
+            (called with the frame and its key) or a detector ``image -> (M, 5)`` boxes ``(x, y, w, h, score)``
             (:class:`~fasterpose.detect.OnnxDetector`, :class:`~fasterpose.detect.HogDetector`); ``None`` when the
             caller passes the boxes of detection frames.
         det_every: run the detector every N frames (1 = every frame).
@@ -81,22 +87,26 @@ class Pipeline:
         max_missed: frames a track may go unseen before its id is forgotten.
         max_jump_iou: a pose-guided box overlapping the track's previous box less than this (IoU) is not used: the
             track keeps its previous box until the next detection.
+        tracking: ``False`` for photos: every call is a detection frame, each valid box gives one pose (its box as
+            given, not clipped), no track ids, no smoothing.
 
     Attributes:
         timing: cumulative milliseconds per stage (:data:`STAGES`; ``pose`` includes ``model``), plus ``frames``
             and ``detections`` (frames on which the detector ran).
+        skipped_boxes: boxes of detection frames dropped because less than one pixel of them lies in the frame.
     """
 
     def __init__(self, predictor: Any, detector: Detector | None = None, det_every: int = 1,
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
-                 max_missed: int = 30, max_jump_iou: float = 0.5) -> None:
+                 max_missed: int = 30, max_jump_iou: float = 0.5, tracking: bool = True) -> None:
         if int(det_every) < 1:
             raise ValueError(f"det_every must be >= 1, got {det_every}")
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         self.predictor = predictor
-        self.detector = detector
+        self.source: BoxSource | None = as_box_source(detector)
+        self.tracking = bool(tracking)
         self.det_every = int(det_every)
         self.fps = float(fps)
         self.kpt_thr = float(kpt_thr)
@@ -116,6 +126,7 @@ class Pipeline:
         if self.smoother is not None:
             self.smoother.reset()
         self.frame = 0
+        self.skipped_boxes = 0
         self._since_detection = 0
         self._force_detection = True
         self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
@@ -127,7 +138,7 @@ class Pipeline:
 
     def wants_detection(self) -> bool:
         """Whether the next frame is a detection frame (then its boxes come from the detector or the caller)."""
-        return self._force_detection or not self._active or self._since_detection >= self.det_every
+        return not self.tracking or self._force_detection or not self._active or self._since_detection >= self.det_every
 
     def _propagated(self) -> tuple[np.ndarray, np.ndarray]:
         boxes, ids = [], []
@@ -147,13 +158,15 @@ class Pipeline:
             ids.append(tid)
         return np.asarray(boxes, np.float64).reshape(-1, 5), np.asarray(ids, np.int64)
 
-    def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None) -> list[dict[str, Any]]:
+    def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None, key: int | str | None = None
+                 ) -> list[dict[str, Any]]:
         """Poses of one frame.
 
         Args:
             frame: ``(H, W, 3)`` BGR uint8.
             boxes: ``(M, 5)`` (or ``(M, 4)``) person boxes for this frame, used as its detection (they make it a
-                detection frame); ``None``: the detector's on detection frames, pose-guided boxes between.
+                detection frame); ``None``: the box source's on detection frames, pose-guided boxes between.
+            key: what the box source knows the frame by (a detection file's image id); default the frame index.
 
         Returns:
             One dict per person: ``keypoints`` ``(K, 3)`` (smoothed when smoothing is on), ``raw_keypoints``,
@@ -169,17 +182,22 @@ class Pipeline:
                 boxes = np.concatenate([boxes, np.ones((len(boxes), 1))], axis=1)
             known = np.zeros(len(boxes), np.int64)
         elif detected:
-            if self.detector is None:
+            if self.source is None:
                 raise ValueError("this Pipeline has no detector: pass the boxes of detection frames "
                                  "(pipeline.wants_detection() says which)")
-            boxes = np.asarray(self.detector(frame), np.float64).reshape(-1, 5)
+            boxes = self.source(frame, self.frame if key is None else key)
             known = np.zeros(len(boxes), np.int64)
         else:
             boxes, known = self._propagated()
         # Boxes partly outside the frame are clipped to it; one wholly outside (a person who left) is dropped.
         clipped, valid = clip_boxes(boxes[:, :4], frame.shape)
-        boxes = np.concatenate([clipped, boxes[:, 4:5]], axis=1)[valid]
-        known = known[valid]
+        if detected:
+            self.skipped_boxes += int((~valid).sum())
+        if self.tracking:
+            boxes = np.concatenate([clipped, boxes[:, 4:5]], axis=1)
+        boxes, known = boxes[valid], known[valid]
+        if not self.tracking:
+            return self._photo(frame, boxes, t0)
         t1 = time.perf_counter()
         results = self.predictor(frame, boxes)
         keep = np.asarray([i for i, p in enumerate(results) if p["valid"]], np.int64)
@@ -220,6 +238,19 @@ class Pipeline:
         self.timing["detections"] += int(detected)
         return [{"keypoints": smoothed[i], "raw_keypoints": kp[i], "box": bx[i], "box_score": float(p["box_score"]),
                  "track_id": int(ids[i]), "detected": detected} for i, p in enumerate(people)]
+
+    def _photo(self, frame: np.ndarray, boxes: np.ndarray, t0: float) -> list[dict[str, Any]]:
+        """Poses of a photo (``tracking=False``): one per valid box, as given."""
+        t1 = time.perf_counter()
+        people = [p for p in self.predictor(frame, boxes) if p["valid"]]
+        self.timing["detect"] += 1e3 * (t1 - t0)
+        self.timing["pose"] += 1e3 * (time.perf_counter() - t1)
+        self.timing["model"] += self.predictor.last_timing["model_ms"]
+        self.timing["frames"] += 1
+        self.timing["detections"] += 1
+        self.frame += 1
+        return [{"keypoints": p["keypoints"], "raw_keypoints": p["keypoints"], "box": p["box"],
+                 "box_score": float(p["box_score"]), "detected": True} for p in people]
 
     def _update_velocity(self, ids: np.ndarray, boxes: np.ndarray) -> None:
         for tid, box in zip(ids.tolist(), boxes):
