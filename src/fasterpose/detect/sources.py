@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+# detect -> data, one floor: a detection file's reader and its checks live with the other data readers
+from ..data.detections import ids_from_file_names, listed_image_id, match_detections, read_detections
 from ..errors import DataError
-from .hog import hog_available
+from . import hog
 
 __all__ = ["BoxSource", "DetectionFileBoxes", "DetectorBoxes", "FullImageBoxes", "GivenBoxes", "as_box_source",
            "open_box_source"]
@@ -109,9 +111,6 @@ class DetectionFileBoxes(BoxSource):
 
     def __init__(self, path: str | os.PathLike, score_thr: float = 0.0, category_id: int = 1,
                  chosen: str = "the model's keypoint category") -> None:
-        # detect -> data, one floor: the detection file's reader and its checks live with the other data readers.
-        from ..data.detections import read_detections
-
         self.path = Path(path)
         self.dets = read_detections(path, score_thr=score_thr, category_id=category_id)
         other = self.dets.num_other_category
@@ -121,10 +120,6 @@ class DetectionFileBoxes(BoxSource):
         if other:
             logger.warning("%s: %d boxes of categories other than %d (%s) are ignored", path, other, category_id,
                            chosen)
-        self._by_name: dict[str, list[tuple[str, int]]] = {}  # base name -> [(listed name, image id)]
-        for image_id, listed in self.dets.file_names.items():
-            posix = listed.replace("\\", "/")
-            self._by_name.setdefault(Path(posix).name, []).append((posix, image_id))
         self._digit_ids: dict[str, int] | None = None
 
     @property
@@ -136,34 +131,20 @@ class DetectionFileBoxes(BoxSource):
         """Map image files to a plain list's ids by the digits in their names, refusing or reporting mappings that
         may be wrong (:func:`~fasterpose.data.detections.ids_from_file_names`)."""
         if not self.names_files:
-            from ..data.detections import ids_from_file_names
-
             self._digit_ids = ids_from_file_names(files, set(self.dets.boxes), str(self.path))
 
     def image_id(self, path: Path) -> int | None:
         """The id of an image file: by the file's ``images`` list, else by the digits of its name
         (:meth:`match_files`); ``None`` when the file does not know the image.
 
-        A listed name matches when it is the end of the image's path (``a/img.jpg`` matches ``/data/a/img.jpg``);
-        the longest such name wins. Two listed names that share the image's base name and neither of which is the
-        end of its path are refused: matching by base name would pick one folder's boxes for the other's image.
+        Listed names are matched by :func:`~fasterpose.data.detections.listed_image_id`: by the end of the image's
+        path, else by its base name, refusing a base name that two listed images share.
         """
         if not self.names_files:
             if self._digit_ids is None:
                 self.match_files([path])
             return self._digit_ids.get(path.name)
-        entries = self._by_name.get(path.name, [])
-        full = path.absolute().as_posix()
-        matched = [(n, i) for n, i in entries if full == n or full.endswith("/" + n.removeprefix("./"))]
-        if matched:
-            return max(matched, key=lambda e: len(e[0]))[1]
-        if len(entries) > 1:
-            listed = ", ".join(n for n, _ in entries[:3])
-            raise DataError(f"{self.path} lists {len(entries)} images named {path.name} ({listed}) and none of "
-                            f"them is the path of {path}: which one's boxes belong to it is unknown. Give the file "
-                            "names in the detection file relative to the folder you predict on, or predict on each "
-                            "folder with its own detection file")
-        return entries[0][1] if entries else None
+        return listed_image_id(self.dets.file_names, Path(path).absolute(), str(self.path))
 
     def check_video(self, name: str, frames: int | None) -> str | None:
         """Warn when this file was written for another video or for image files, or describes fewer frames than the
@@ -183,8 +164,6 @@ class DetectionFileBoxes(BoxSource):
         return None
 
     def __call__(self, frame: np.ndarray, key: Key = 0) -> np.ndarray:
-        from ..data.detections import match_detections
-
         return _boxes(match_detections(self.dets, int(key)))
 
 
@@ -216,7 +195,7 @@ def open_box_source(boxes: str | None = None, full_image: bool = False, detector
 
         return DetectorBoxes(open_detector(detector, layout=detector_layout, score_thr=score_thr, threads=threads),
                              name=f"detector {detector}")
-    if not hog_available():
+    if not hog.hog_available():
         import cv2
 
         raise DataError(NO_HOG.format(version=cv2.__version__))
