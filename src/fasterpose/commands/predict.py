@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos with --det-every > 1: detect again on the next frame when a person's mean "
                         "keypoint score drops below S and below its score on the last detection frame "
                         "(default 0.3; 0 = never early)")
+    parser.add_argument("--det-lag", type=int, default=0, metavar="L",
+                        help="videos: run the detector in its own thread beside the pose model; its boxes of frame t "
+                        "join at frame t+L, moved by their tracks' motion (default 0: in turn with the pose model)")
+    parser.add_argument("--det-threads", type=int, default=None, metavar="N",
+                        help="the detector's threads (default: with --det-lag, half of --threads; else --threads)")
+    parser.add_argument("--idle-det-every", type=int, default=1, metavar="K",
+                        help="videos: while nobody is tracked, detect every K frames (default 1: every frame)")
     parser.add_argument("--smooth", action="store_true", help="videos: one-euro smoothing of the keypoints per track")
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"),
@@ -125,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
     check_threads(args.threads, "--threads")
+    check_threads(args.det_threads, "--det-threads")
+    if args.det_lag < 0 or args.idle_det_every < 1:
+        raise ConfigError(f"--det-lag must be >= 0 (0 = detect in turn with the pose model) and --idle-det-every >= 1 "
+                          f"(1 = every frame), got {args.det_lag} and {args.idle_det_every}")
     if not 0.0 <= args.det_thr < math.inf:  # also false for NaN
         raise ConfigError(f"--det-thr must be a finite number >= 0 (a detection file's scores lie in [0, 1], HOG's "
                           f"are SVM margins), got {args.det_thr}")
@@ -139,13 +150,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-batch must be >= 1 (persons per model call), got {args.max_batch}")
     if args.detector_layout and not args.detector:
         raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
+    # The detector beside the pose model gets its own share of --threads; in turn, each may use them all.
+    beside = args.det_lag > 0 and not args.boxes and not args.full_image
+    args.det_threads = args.det_threads or (max(1, args.threads // 2) if beside and args.threads else args.threads)
+    args.pose_threads = max(1, args.threads - args.det_threads) if beside and args.threads else args.threads
     predictor = Predictor(args.checkpoint or args.onnx, backend=args.backend or ("onnxruntime" if args.onnx else
-                          "torch"), threads=args.threads, flip_test=False if args.no_flip else None,
+                          "torch"), threads=args.pose_threads, flip_test=False if args.no_flip else None,
                           max_batch=args.max_batch)
     _warn_if_not_person(predictor.keypoint_set, args)  # before a detector is downloaded
     category_id = 1 if predictor.spec.category_id is None else predictor.spec.category_id
     source = open_box_source(args.boxes, args.full_image, args.detector, args.detector_layout, args.det_thr,
-                             category_id, args.box_category, args.threads)
+                             category_id, args.box_category, args.det_threads)
     logger.info("%r", predictor)
     # One warm-up call so that the timing summary does not include one-off initialisation (oneDNN / ORT arenas).
     h, w = predictor.input_size
@@ -204,7 +219,8 @@ def _predict(run: Any, src: str | int, kind: str, inputs: list[Path], out: Path,
 
     args = run.options
     run.pipeline = Pipeline(run.predictor, source, det_every=args.det_every, smoothing=True if args.smooth else None,
-                            kpt_thr=args.kpt_thr, redetect_thr=args.redetect_thr, tracking=kind != "images")
+                            kpt_thr=args.kpt_thr, redetect_thr=args.redetect_thr, tracking=kind != "images",
+                            det_lag=args.det_lag, idle_every=args.idle_det_every)
     t0 = time.perf_counter()
     with temp_folder(".predict-", out) as stage_dir:
         stage = Path(stage_dir)
@@ -234,6 +250,8 @@ def _predict(run: Any, src: str | int, kind: str, inputs: list[Path], out: Path,
 
 
 def _summary(run: Any, kind: str, skipped: list[str], out: Path) -> None:
+    from ..cpu import cpu_class
+
     predictor, n = run.predictor, max(run.frames, 1)
     unit = "images" if kind == "images" else "frames"
     print(f"{run.frames} {unit}, {run.persons} persons ({predictor.backend}, {predictor.spec.model_name} "
@@ -247,6 +265,11 @@ def _summary(run: Any, kind: str, skipped: list[str], out: Path) -> None:
               f"{s['pose_ms']:.1f} (model {s['model_ms']:.1f}), track {s['track_ms']:.1f}, smooth "
               f"{s['smooth_ms']:.1f}, draw {run.stage_ms['draw'] / n:.1f}, write (waiting) "
               f"{run.stage_ms['write'] / n:.1f}; {len(set(r['track_id'] for r in run.results))} tracks")
+        o = run.options
+        print(f"{run.frames / max(run.wall, 1e-9):.1f} frames per second; detector {s['detector_calls']} calls, "
+              f"{s['detector_ms']:.1f} ms per frame{' in its own thread' if s['det_lag'] else ''} (--det-lag "
+              f"{s['det_lag']}, waited {s['detector_wait_ms']:.1f}); threads: pose {o.pose_threads or 'default'}, "
+              f"detector {o.det_threads or 'default'}; CPU {cpu_class()}")
     if skipped:
         print(f"{len(skipped)} entries of the folder skipped (not images OpenCV reads): {', '.join(skipped[:5])}"
               f"{' ...' if len(skipped) > 5 else ''}")

@@ -40,6 +40,7 @@ from ..deploy.predictor import clip_boxes
 from ..detect.boxes import box_iou, xywh_to_xyxy
 from ..detect.sources import BoxSource, as_box_source
 from ..evaluation.nms import oks_iou
+from .beside import LaggedDetector, catch_up
 from .smooth import OneEuroConfig, Smoother
 from .track import Tracker
 
@@ -87,6 +88,12 @@ class Pipeline:
         max_missed: frames a track may go unseen before its id is forgotten.
         max_jump_iou: a pose-guided box overlapping the track's previous box less than this (IoU) is not used: the
             track keeps its previous box until the next detection.
+        det_lag: ``0``: the detector runs in the pose thread on its frame (synchronous). ``L >= 1``: it runs in its
+            own thread (:mod:`fasterpose.video.beside`) on frame ``t`` while the pose model goes on with boxes from
+            the last poses, and its boxes, moved by their tracks' motion, are merged at exactly frame ``t + L``
+            (waiting for them there if needed): the results do not depend on the machine's speed.
+        idle_every: while nobody is tracked, detect every N frames rather than on every frame (a detector that
+            finds no one costs as much as one that does); a new person is then found up to N - 1 frames later.
         tracking: ``False`` for photos: every call is a detection frame, each valid box gives one pose (its box as
             given, not clipped), no track ids, no smoothing.
 
@@ -99,14 +106,19 @@ class Pipeline:
     def __init__(self, predictor: Any, detector: Detector | None = None, det_every: int = 1,
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
-                 max_missed: int = 30, max_jump_iou: float = 0.5, tracking: bool = True) -> None:
+                 max_missed: int = 30, max_jump_iou: float = 0.5, tracking: bool = True, det_lag: int = 0,
+                 idle_every: int = 1) -> None:
         if int(det_every) < 1:
             raise ValueError(f"det_every must be >= 1, got {det_every}")
+        if int(det_lag) < 0 or int(idle_every) < 1:
+            raise ValueError(f"det_lag must be >= 0 and idle_every >= 1, got {det_lag} and {idle_every}")
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         self.predictor = predictor
         self.source: BoxSource | None = as_box_source(detector)
         self.tracking = bool(tracking)
+        self.det_lag, self.idle_every = int(det_lag), int(idle_every)
+        self._beside: LaggedDetector | None = None
         self.det_every = int(det_every)
         self.fps = float(fps)
         self.kpt_thr = float(kpt_thr)
@@ -127,6 +139,11 @@ class Pipeline:
             self.smoother.reset()
         self.frame = 0
         self.skipped_boxes = 0
+        if self._beside is not None:
+            self._beside.close()
+        lagged = self.det_lag and self.tracking and self.source is not None
+        self._beside = LaggedDetector(self.source, self.det_lag) if lagged else None
+        self._history: dict[int, dict[int, np.ndarray]] = {}  # track id -> {frame: box}, the last det_lag + 2
         self._since_detection = 0
         self._force_detection = True
         self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
@@ -134,11 +151,19 @@ class Pipeline:
         self._velocity: dict[int, np.ndarray] = {}  # track id -> box centre motion per frame between detections
         self._last_detection: dict[int, tuple[int, np.ndarray]] = {}  # track id -> (frame, box centre)
         self._frozen: set[int] = set()  # tracks whose pose merged into another's: box kept until the next detection
-        self.timing: dict[str, float] = {**{s: 0.0 for s in STAGES}, "frames": 0, "detections": 0}
+        self.timing: dict[str, float] = {**{s: 0.0 for s in STAGES}, "frames": 0, "detections": 0, "detector": 0.0,
+                                         "detector_calls": 0}
+
+    def close(self) -> None:
+        """Stop the detector's thread (``det_lag >= 1``); a pending detection is dropped."""
+        if self._beside is not None:
+            self._beside.close()
 
     def wants_detection(self) -> bool:
         """Whether the next frame is a detection frame (then its boxes come from the detector or the caller)."""
-        return not self.tracking or self._force_detection or not self._active or self._since_detection >= self.det_every
+        if not self.tracking or self._force_detection:
+            return True
+        return self._since_detection >= (self.det_every if self._active else self.idle_every)
 
     def _propagated(self) -> tuple[np.ndarray, np.ndarray]:
         boxes, ids = [], []
@@ -174,8 +199,12 @@ class Pipeline:
             rather than from the last pose).
         """
         t0 = time.perf_counter()
-        detected = boxes is not None or self.wants_detection()
-        if boxes is not None:
+        key = self.frame if key is None else key
+        detected = boxes is not None or (self._beside is None and self.wants_detection())
+        requested = detected  # a detection asked for on this frame (merged now, or det_lag frames later)
+        if boxes is None and self._beside is not None:
+            boxes, known, detected, requested = self._lagged(frame, key)
+        elif boxes is not None:
             boxes = np.asarray(boxes, np.float64)
             boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 5)
             if boxes.shape[1] == 4:
@@ -185,8 +214,10 @@ class Pipeline:
             if self.source is None:
                 raise ValueError("this Pipeline has no detector: pass the boxes of detection frames "
                                  "(pipeline.wants_detection() says which)")
-            boxes = self.source(frame, self.frame if key is None else key)
+            boxes = self.source(frame, key)
             known = np.zeros(len(boxes), np.int64)
+            self.timing["detector"] += 1e3 * (time.perf_counter() - t0)
+            self.timing["detector_calls"] += 1
         else:
             boxes, known = self._propagated()
         # Boxes partly outside the frame are clipped to it; one wholly outside (a person who left) is dropped.
@@ -222,12 +253,15 @@ class Pipeline:
         # on its last detection frame. A pose that was already weak on the detector's own box (a poor HOG box) does
         # not ask again on every frame: the detector would give the same box, at the detector's cost each time.
         conf = [float(p["keypoints"][:, 2].mean()) for p in people]
-        if detected:
+        if requested:
             self._force_detection = False
+        if detected:
             self._detected_conf = {int(tid): c for tid, c in zip(ids, conf)}
         elif any(c < self.redetect_thr and c < self._detected_conf.get(int(tid), 1.0) for tid, c in zip(ids, conf)):
             self._force_detection = True
-        self._since_detection = 1 if detected else self._since_detection + 1
+        self._since_detection = 1 if requested else self._since_detection + 1
+        if self._beside is not None:
+            self._remember(ids, bx)
         self._active = {int(tid): float(p["box_score"]) for tid, p in zip(ids, people)}
         self.frame += 1
         for stage, ms in zip(STAGES, (t1 - t0, t2 - t1, None, t3 - t2, t4 - t3)):
@@ -238,6 +272,31 @@ class Pipeline:
         self.timing["detections"] += int(detected)
         return [{"keypoints": smoothed[i], "raw_keypoints": kp[i], "box": bx[i], "box_score": float(p["box_score"]),
                  "track_id": int(ids[i]), "detected": detected} for i, p in enumerate(people)]
+
+    def _lagged(self, frame: np.ndarray, key: int | str) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+        """Boxes of a frame with the detector beside: the detection due now (made ``det_lag`` frames ago, moved by
+        its tracks' motion), else the last poses' boxes; a new detection starts when one is wanted and none is in
+        flight. Returns ``boxes, known track ids, detected, requested``."""
+        due = self._beside.due(self.frame)
+        boxes = None if due is None else catch_up(due[1], due[0], self.frame, self._history)
+        if boxes is not None and len(boxes):  # people just detected: the next detection as if they were tracked
+            wanted = self._force_detection or self._since_detection >= self.det_every
+        else:
+            wanted = self.wants_detection()
+        requested = wanted and not self._beside.pending
+        if requested:
+            self._beside.submit(self.frame, frame, key)
+        if boxes is None:
+            return (*self._propagated(), False, requested)
+        return boxes, np.zeros(len(boxes), np.int64), True, requested
+
+    def _remember(self, ids: np.ndarray, boxes: np.ndarray) -> None:
+        """Each live track's boxes of the last ``det_lag + 2`` frames (:func:`~fasterpose.video.beside.catch_up`)."""
+        for tid, box in zip(ids.tolist(), boxes):
+            self._history.setdefault(tid, {})[self.frame] = box.copy()
+        oldest = self.frame - self.det_lag - 2
+        self._history = {tid: kept for tid, h in self._history.items() if tid in self.tracker.tracks
+                         and (kept := {f: b for f, b in h.items() if f >= oldest})}
 
     def _photo(self, frame: np.ndarray, boxes: np.ndarray, t0: float) -> list[dict[str, Any]]:
         """Poses of a photo (``tracking=False``): one per valid box, as given."""
@@ -282,4 +341,9 @@ class Pipeline:
         out = {f"{s}_ms": round(self.timing[s] / n, 3) for s in STAGES}
         out["frames"] = int(self.timing["frames"])
         out["detection_frames"] = int(self.timing["detections"])
+        beside = self._beside
+        out["detector_calls"] = beside.calls if beside is not None else int(self.timing["detector_calls"])
+        out["detector_ms"] = round((beside.detector_ms if beside is not None else self.timing["detector"]) / n, 3)
+        out["detector_wait_ms"] = round(beside.wait_ms / n, 3) if beside is not None else 0.0
+        out["det_lag"] = self.det_lag
         return out

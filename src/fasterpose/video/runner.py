@@ -215,6 +215,7 @@ def run_video(run: FrameRun, src: str | int, source: Any, stage: Path) -> list[P
         frames = ((frame, index, video.name, index) for index, frame in video)
         frame_loop(run, frames, write, _progress(video.total, "frames"), video.webcam)
     finally:
+        run.pipeline.close()  # the detector's thread, with --det-lag
         video.close()
         run.stage_ms["read"] = video.reader.wait_ms
         if output is not None:
