@@ -167,3 +167,20 @@ def test_predict_with_the_detector_beside(clip: dict, tiny_model: Path, tmp_path
     assert main(["predict", str(clip["video"]), "--onnx", str(tiny_model.with_suffix(".onnx")), "--det-lag", "-1",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "--det-lag must be >= 0" in capsys.readouterr().err
+
+
+def test_bench_beside_runs(tiny_model: Path, tmp_path: Path) -> None:
+    """``benchmarks/bench_beside.py`` at a tiny size: every configuration runs, the JSON holds each row's numbers."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "beside.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_beside.py"
+    proc = subprocess.run([sys.executable, str(script), "--onnx", str(tiny_model.with_suffix(".onnx")),
+                           "--clip-frames", "6", "--seeds", "0", "--lags", "0", "1", "--idle", "1", "3",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [(r["det_lag"], r["idle_every"]) for r in report["rows"]] == [(0, 1), (0, 3), (1, 1), (1, 3)]
+    assert all(r["frames"] == 6 and 0 <= r["recall"] <= 1 and r["first_found_delay"] >= 0 for r in report["rows"])
+    assert report["cpu_class"] and "| input | det_lag |" in proc.stdout
