@@ -90,6 +90,12 @@ def test_a_crowd_goes_through_in_batches(tiny_model: Path) -> None:
         Predictor(tiny_model.with_suffix(".onnx"), max_batch=0)
 
 
+def test_max_batch_option(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_predict(tiny_model, PEOPLE / "messi5.jpg", tmp_path / "bad", "--full-image", "--max-batch", "0")) == 2
+    assert_refused(capsys.readouterr().err, "--max-batch must be >= 1")
+    assert main(_predict(tiny_model, PEOPLE / "messi5.jpg", tmp_path / "ok", "--full-image", "--max-batch", "1")) == 0
+
+
 def test_folder_takes_every_format_opencv_reads_and_names_the_rest(tiny_model: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "mixed"

@@ -159,6 +159,12 @@ class Pipeline:
         if self._beside is not None:
             self._beside.close()
 
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def wants_detection(self) -> bool:
         """Whether the next frame is a detection frame (then its boxes come from the detector or the caller)."""
         if not self.tracking or self._force_detection:
@@ -336,7 +342,10 @@ class Pipeline:
         return merged
 
     def summary(self) -> dict[str, float]:
-        """Milliseconds per frame of each stage, and the share of frames on which the detector ran."""
+        """Milliseconds per frame of each stage (``detect_ms``: getting the frame's boxes, in the pose thread),
+        ``frames``, ``detection_frames`` (frames whose boxes came from the detector), ``detector_calls``,
+        ``detector_ms`` (the detector's own time per frame, in its thread with ``det_lag``), ``detector_wait_ms``
+        (per frame, the pose thread waiting for a late detection) and ``det_lag``."""
         n = max(int(self.timing["frames"]), 1)
         out = {f"{s}_ms": round(self.timing[s] / n, 3) for s in STAGES}
         out["frames"] = int(self.timing["frames"])
