@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if args.detector_layout and not args.detector:
         raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
     # The detector beside the pose model gets its own share of --threads; in turn, each may use them all.
-    beside = args.det_lag > 0 and not args.boxes and not args.full_image
+    video = webcam or Path(src).suffix.lower() in VIDEO_SUFFIXES
+    beside = video and args.det_lag > 0 and not args.boxes and not args.full_image
     args.det_threads = args.det_threads or (max(1, args.threads // 2) if beside and args.threads else args.threads)
     args.pose_threads = max(1, args.threads - args.det_threads) if beside and args.threads else args.threads
     predictor = Predictor(args.checkpoint or args.onnx, backend=args.backend or ("onnxruntime" if args.onnx else
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = predictor.input_size
     predictor(np.zeros((h, w, 3), np.uint8), [[0, 0, w, h]])
     out, path = Path(args.out), Path(src)
-    if webcam or path.suffix.lower() in VIDEO_SUFFIXES:
+    if video:
         kind, inputs = ("webcam", []) if webcam else ("video", [path])
         names = [fit_name(f"{f'webcam{src}' if webcam else path.stem}_pose", f".{args.video_format}")]
     else:
