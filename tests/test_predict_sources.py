@@ -192,3 +192,24 @@ def test_without_hog_a_command_says_which_boxes_to_give(tiny_model: Path, tmp_pa
                        "--detector FILE.onnx", "--boxes", "--full-image")
         assert not out.exists()
     assert isinstance(sources.open_box_source(full_image=True), sources.FullImageBoxes)  # a named source needs no HOG
+
+
+def test_list_images_names_what_it_skips(tmp_path: Path) -> None:
+    """The one folder scan (predict, export --calib, distill): images by suffix or content; a FIFO, a subfolder and
+    a text file are skipped and named (a FIFO is never opened: it would block); a folder without images is refused
+    naming what it holds."""
+    import os
+
+    from fasterpose.data.images import list_images
+
+    shutil.copy(PEOPLE / "messi5.jpg", tmp_path / "b.JPG")
+    shutil.copy(PEOPLE / "basketball1.png", tmp_path / "a.data")  # a PNG under another name
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub.jpg").mkdir()
+    files, skipped = list_images(tmp_path)
+    assert [f.name for f in files] == ["a.data", "b.JPG"] and skipped == ["notes.txt", "pipe", "sub.jpg/"]
+    empty = tmp_path / "sub.jpg"
+    (empty / "readme.md").write_text("x")
+    with pytest.raises(DataError, match="contains no images OpenCV reads.*readme.md"):
+        list_images(empty)

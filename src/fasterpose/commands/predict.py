@@ -118,10 +118,11 @@ def _check_not_another_run(out: Path, file_names: set[str]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cpu import check_threads
+    from ..data.images import list_images
     from ..deploy.predictor import Predictor
     from ..detect.sources import open_box_source
     from ..io_utils import exclusive_folder, remove_stale_folders
-    from ..video.media import VIDEO_SUFFIXES, drawn_image_names, fit_name, list_images
+    from ..video.media import VIDEO_SUFFIXES, drawn_image_names, fit_name
 
     src = args.input
     webcam = src.isdigit() and not Path(src).exists()

@@ -1,5 +1,6 @@
-"""The files a prediction reads and writes: a folder's images, a video or webcam opened and read ahead, drawn videos
-written and read back, output names that fit the file system.
+"""The files a prediction reads and writes: a video or webcam opened and read ahead, drawn videos written and read
+back, truncated images noticed, output names that fit the file system (a folder's images:
+:func:`fasterpose.data.images.list_images`).
 
 :mod:`fasterpose.video.frames` reads and writes the frames in background threads; this module opens the files and
 checks what came of them.
@@ -8,7 +9,6 @@ checks what came of them.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,41 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ..deploy.crops import IMAGE_SUFFIXES
 from ..errors import DataError
 from .frames import FrameReader, FrameWriter
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "VideoInput", "VideoOutput", "drawn_image_names", "fit_name",
-           "list_images", "truncated"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["VIDEO_SUFFIXES", "VideoInput", "VideoOutput", "drawn_image_names", "fit_name", "truncated"]
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems (ext4, APFS, NTFS)
-
-
-def list_images(folder: Path) -> tuple[list[Path], list[str]]:
-    """The images of a folder (not its subfolders), sorted by name, and the names of the entries skipped.
-
-    An image is a file with an image suffix OpenCV reads (:data:`IMAGE_SUFFIXES`) or, whatever its suffix, one whose
-    first bytes OpenCV recognises (``cv2.haveImageReader``): no readable photo is left out because of its name.
-    Everything else (videos, json, subfolders) is skipped and named, never silently.
-    """
-    import cv2
-
-    files, skipped = [], []
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or cv2.haveImageReader(str(p))):
-            files.append(p)
-        elif not p.name.startswith(".predict-"):  # our own staging folders when --out is inside the input
-            skipped.append(p.name + ("/" if p.is_dir() else ""))
-    if not files:
-        raise DataError(f"folder {folder} contains no images OpenCV reads ({', '.join(IMAGE_SUFFIXES)})"
-                        + (f"; it holds {', '.join(skipped[:5])}" if skipped else ""))
-    if skipped:
-        logger.warning("folder %s: %d entries are not images OpenCV reads and are skipped: %s", folder, len(skipped),
-                       ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-    return files, skipped
 
 
 def truncated(path: Path) -> bool:
