@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import DataError
 from ..io_utils import read_json
 
-__all__ = ["Detections", "ids_from_file_names", "read_detections", "load_detections", "match_detections"]
+__all__ = ["Detections", "ids_from_file_names", "listed_image_id", "read_detections", "load_detections",
+           "match_detections"]
 
 logger = logging.getLogger(__name__)
 
@@ -223,22 +224,39 @@ def match_detections(detections: Detections | dict[int, np.ndarray], key: int | 
         return boxes.get(int(key), _EMPTY)
     key_path = Path(key)
     if names:
-        # Build the reverse maps lazily; they are small (one entry per listed image).
-        full = {n.replace("\\", "/"): i for i, n in names.items()}
-        as_posix = key_path.as_posix()
-        for name, image_id in full.items():
-            if as_posix == name or as_posix.endswith("/" + name):
-                return boxes.get(image_id, _EMPTY)
-        base = {Path(n).name: i for i, n in names.items()}
-        if key_path.name in base:
-            return boxes.get(base[key_path.name], _EMPTY)
         # The file names its images: a name it does not list has no detections (guessing an id from digits could
         # silently pick another image's boxes).
-        return _EMPTY
+        where = str(detections.path) if isinstance(detections, Detections) else "the detection file"
+        image_id = listed_image_id(names, key_path, where)
+        return _EMPTY if image_id is None else boxes.get(image_id, _EMPTY)
     digits = _DIGITS.findall(key_path.stem)
     if digits:
         return boxes.get(int(digits[-1]), _EMPTY)
     return _EMPTY
+
+
+def listed_image_id(file_names: dict[int, str], path: str | os.PathLike, source: str) -> int | None:
+    """The id of the image at ``path`` in a detection file's ``images`` list (``image_id -> file_name``).
+
+    A listed name matches when it is the end of the path (``a/img.jpg`` matches ``/data/a/img.jpg``; the longest
+    such name wins), else when it has the path's base name. ``None`` when no listed name matches.
+
+    Raises:
+        DataError: two listed names share the base name and neither ends the path: which image is meant is unknown
+            (two folders' ``img.jpg``), and matching by base name would give one the other's boxes.
+    """
+    as_posix = Path(path).as_posix()
+    listed = [(n.replace("\\", "/"), i) for i, n in file_names.items()]
+    hits = [(n, i) for n, i in listed if as_posix == n or as_posix.endswith("/" + n.removeprefix("./"))]
+    if hits:
+        return max(hits, key=lambda h: len(h[0]))[1]
+    same = [(n, i) for n, i in listed if Path(n).name == Path(path).name]
+    if len(same) > 1:
+        raise DataError(f"{source} lists {len(same)} images named {Path(path).name} ({_examples([n for n, _ in same])})"
+                        f" and none of them is the path of {path}: which one's boxes belong to it is unknown. Give "
+                        "the file names in the detection file relative to the folder you read (a/img.jpg), or read "
+                        "each folder with its own detection file")
+    return same[0][1] if same else None
 
 
 def _examples(items: list, n: int = 3) -> str:

@@ -18,12 +18,12 @@ import numpy as np
 
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person
+from .images import IMAGE_SUFFIXES, list_images
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "person_crops"]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
@@ -32,9 +32,7 @@ def _frames(source: Path, frame_step: int) -> Iterator[tuple[str, int | None, np
     import cv2
 
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"folder {source} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        files = list_images(source)[0]
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         cap = cv2.VideoCapture(str(source))
         if not cap.isOpened():

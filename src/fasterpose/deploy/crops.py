@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.images import IMAGE_SUFFIXES, list_images
 from ..detect.hog import hog_people_boxes
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
@@ -23,7 +24,6 @@ from ..spec import PoseSpec
 
 __all__ = ["IMAGE_SUFFIXES", "collect_crops", "coco_person_boxes", "default_parity_crops", "hog_people_boxes"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _PADDING = 1.25
 # (flip, scale factor, rotation) variants used to enlarge small calibration sources.
 _VARIANTS = ((False, 1.0, 0.0), (True, 1.0, 0.0), (False, 0.85, 0.0), (True, 1.15, 0.0), (False, 1.0, 20.0),
@@ -76,9 +76,7 @@ def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike
 
 def _image_boxes(source: Path) -> list[tuple[Path, np.ndarray | None]]:
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"folder {source} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        files = list_images(source)[0]
     else:
         files = [source]
     return [(f, None) for f in files]

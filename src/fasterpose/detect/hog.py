@@ -5,11 +5,16 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..errors import DataError
 
 _WINDOW = (64, 128)  # (width, height) of the default people detector's window
+
+
+def hog_available() -> bool:
+    return hasattr(cv2, "HOGDescriptor")
 
 
 @functools.lru_cache(maxsize=1)

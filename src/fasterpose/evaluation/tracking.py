@@ -10,6 +10,9 @@ box IoU (the result's ``bbox``: the box its pose was estimated in), most overlap
   (CLEAR-MOT's rule); ``switches_per_100``: per 100 found person-frames;
 * ``kpt_error_px`` and ``kpt_error_rel``: mean distance of found persons' labelled keypoints to the truth, in
   pixels and as a fraction of the ground-truth box height;
+* ``first_found_delay``: frames from a ground-truth person's first (labelled) frame to the first frame it is found,
+  summed over persons (a person never found counts all its frames); ``never_found``: persons never found. What a
+  detector that backs off while nobody is tracked costs;
 * ``jitter_px``: for ground-truth persons that do not move (their keypoints equal in two consecutive frames), the
   mean frame-to-frame motion of their predicted labelled keypoints, in pixels.
 """
@@ -47,12 +50,17 @@ def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]
     errors_rel: list[float] = []
     jitter: list[float] = []
     previous: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # gt track -> (gt keypoints, predicted keypoints)
+    first_seen: dict[int, int] = {}  # gt track -> frames it was labelled before it was first found (or so far)
+    first_found: set[int] = set()
     for frame in sorted(gt_frames):
         gts = gt_frames[frame]
         preds = pred_frames.get(frame, [])
         g_kp = np.array([a["keypoints"] for a in gts], np.float64).reshape(-1, k, 3)
         p_kp = np.array([r["keypoints"] for r in preds], np.float64).reshape(-1, k, 3)
         total += len(gts)
+        for a in gts:
+            gid = int(a["track_id"])
+            first_seen.setdefault(gid, 0)
         g_box = np.array([a["bbox"] for a in gts], np.float64).reshape(-1, 4)
         p_box = np.array([r["bbox"] for r in preds], np.float64).reshape(-1, 4)
         sim = box_iou(xywh_to_xyxy(g_box), xywh_to_xyxy(p_box))
@@ -67,6 +75,7 @@ def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]
             if gid in last_id and last_id[gid] != pid:
                 switches += 1
             last_id[gid] = pid
+            first_found.add(gid)
             vis = g_kp[i, :, 2] > 0
             dist = np.linalg.norm(p_kp[j, vis, :2] - g_kp[i, vis, :2], axis=1)
             errors_px.extend(dist.tolist())
@@ -78,8 +87,13 @@ def evaluate_tracking(gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]
                 if still.any():
                     jitter.extend(np.linalg.norm(p_kp[j, still, :2] - p0[still, :2], axis=1).tolist())
         previous = current
+        for a in gts:  # labelled this frame and not found yet (this frame included)
+            gid = int(a["track_id"])
+            if gid not in first_found:
+                first_seen[gid] += 1
     return {"gt_person_frames": total, "found": found, "recall": found / max(total, 1), "id_switches": switches,
             "switches_per_100": 100.0 * switches / max(found, 1),
+            "first_found_delay": int(sum(first_seen.values())), "never_found": len(set(first_seen) - first_found),
             "kpt_error_px": float(np.mean(errors_px)) if errors_px else float("nan"),
             "kpt_error_rel": float(np.mean(errors_rel)) if errors_rel else float("nan"),
             "jitter_px": float(np.mean(jitter)) if jitter else float("nan")}
