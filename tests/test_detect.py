@@ -10,6 +10,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+from _opencv import needs_hog  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from fasterpose.detect import OnnxDetector, detect_layout  # noqa: E402
@@ -191,6 +192,7 @@ def test_published_detector_table_is_consistent() -> None:
         assert all(s % 32 == 0 for s in d.input_size), name  # strides 8, 16, 32
 
 
+@needs_hog
 def test_hog_on_images_smaller_than_its_window() -> None:
     """No person fits in an image smaller than HOG's 64x128 window; OpenCV crashed the process on some of these."""
     from fasterpose.detect import hog_people_boxes
