@@ -32,16 +32,19 @@ def _stem_nodes(stem: str, size: tuple[int, int], inits: list) -> tuple[list, st
         nodes.append(helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["sliced"]))
         return nodes, "sliced"
     x, channels = "input", 3
-    if stem == "TransposeFocus":
+    if stem.startswith("TransposeFocus"):  # "TransposeFocusFused": the two first reshapes folded into one
         for name, shape in (("s1", [1, 3, h // 2, 2, w]), ("s2", [1, 3, h // 2, 2, w // 2, 2]),
                             ("s3", [1, 12, h // 2, w // 2])):
             inits.append(numpy_helper.from_array(np.array(shape, np.int64), name))
-        nodes += [helper.make_node("Reshape", ["input", "s1"], ["r1"]),
-                  helper.make_node("Reshape", ["r1", "s2"], ["r2"]),
-                  helper.make_node("Transpose", ["r2"], ["t"], perm=[0, 5, 3, 1, 2, 4]),
+        if stem == "TransposeFocusFused":
+            nodes.append(helper.make_node("Reshape", ["input", "s2"], ["r2"]))
+        else:
+            nodes += [helper.make_node("Reshape", ["input", "s1"], ["r1"]),
+                      helper.make_node("Reshape", ["r1", "s2"], ["r2"])]
+        nodes += [helper.make_node("Transpose", ["r2"], ["t"], perm=[0, 5, 3, 1, 2, 4]),
                   helper.make_node("Reshape", ["t", "s3"], ["focused"])]
         x, channels = "focused", 12
-    if stem in ("Conv", "TransposeFocus"):
+    if stem == "Conv" or stem.startswith("TransposeFocus"):
         inits.append(numpy_helper.from_array(np.full((4, channels, 3, 3), 0.01, np.float32), "stem_w"))
         nodes.append(helper.make_node("Conv", [x, "stem_w"], ["stem_out"], pads=[1, 1, 1, 1]))
         return nodes, "stem_out"
