@@ -227,8 +227,13 @@ def test_bad_descriptions_are_named(tmp_path: Path) -> None:
         open_detector(folder)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="one detector graph"):
+    (empty / "model.onnx").write_text("a folder of graphs without MMDeploy's description")
+    with pytest.raises(ConfigError, match="is a directory, not an MMDeploy export"):
         open_detector(empty)
+    (folder / "end2end.onnx").rename(folder / "a.onnx")
+    (folder / "b.onnx").write_bytes((folder / "a.onnx").read_bytes())
+    with pytest.raises(ConfigError, match="one detector graph"):
+        open_detector(folder)
     # a description of another family name: the graph decides
     other = tmp_path / "other"
     _describe(other, "fasterrcnn", [0, 0, 0], [1, 1, 1], [320, 320])

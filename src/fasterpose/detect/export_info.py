@@ -185,17 +185,21 @@ def info_beside(onnx_path: str | os.PathLike) -> ExportInfo | None:
 
 
 def find_export_onnx(folder: str | os.PathLike) -> Path:
-    """The graph of an MMDeploy export folder: ``deploy.json``'s net, else its one ``end2end.onnx`` or one ``.onnx``
-    (also one level down, as in the zips).
+    """The graph of an MMDeploy export folder (the folder, or its one subfolder, holding the description files):
+    ``deploy.json``'s net, else its one ``end2end.onnx``, else its one ``.onnx``.
 
     Raises:
-        ConfigError: no graph, or several that could be it.
+        ConfigError: not an export (no description file), no graph, or several that could be it.
     """
     folder = Path(folder)
+    described = [b for b in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
+                 if any((b / n).is_file() for n in DESCRIPTION_FILES)]
+    if not described:
+        raise ConfigError(f"--detector {folder} is a directory, not an MMDeploy export (none of "
+                          f"{', '.join(DESCRIPTION_FILES)} in it or one level down); give the detector's .onnx file")
     candidates = []
-    for base in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
-        deploy_text = _read_small(base / "deploy.json")
-        deploy = _load(deploy_text, "deploy.json", str(base))
+    for base in described[:1] if described[0] == folder else described:
+        deploy = _load(_read_small(base / "deploy.json"), "deploy.json", str(base))
         try:
             net = deploy["models"][0]["net"] if isinstance(deploy, dict) else None
         except (KeyError, IndexError, TypeError):
@@ -206,12 +210,10 @@ def find_export_onnx(folder: str | os.PathLike) -> Path:
             candidates.append(base / "end2end.onnx")
         else:
             candidates.extend(sorted(base.glob("*.onnx")))
-        if candidates and base == folder:
-            break
     if len(candidates) != 1:
         found = ", ".join(str(c) for c in candidates) or "none"
-        raise ConfigError(f"--detector {folder}: a folder must hold one detector graph (MMDeploy's end2end.onnx with "
-                          f"deploy.json, pipeline.json, detail.json); found {found}. Give the .onnx file instead")
+        raise ConfigError(f"--detector {folder}: an MMDeploy export folder must hold one detector graph (its "
+                          f"end2end.onnx); found {found}. Give the .onnx file instead")
     return candidates[0]
 
 
