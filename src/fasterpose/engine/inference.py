@@ -193,7 +193,7 @@ def evaluate_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCod
 
 def _pck_stats(dataset: Any, preds: dict[str, Any], keypoint_set: KeypointSet) -> dict[str, Any]:
     """PCK@0.2 of the ground-truth box size, AUC and EPE of predictions on a dataset with ground-truth boxes."""
-    from .pck import pck
+    from ..evaluation.pck import pck
 
     index = preds["index"]
     gt = np.asarray(dataset.gt_keypoints, dtype=np.float64)[index]
