@@ -196,10 +196,13 @@ def test_detail_json_alone_and_input_shape(tmp_path: Path) -> None:
     (folder / "deploy.json").unlink()
     (folder / "pipeline.json").unlink()
     from fasterpose.detect.export_info import info_from_texts
+    from fasterpose.detect.onnx_detector import layout_from_info
 
     info = info_from_texts({"detail.json": (folder / "detail.json").read_text()}, str(folder))
     assert info is not None and info.layout == "rtmdet" and info.input_size == (480, 640)
-    assert info.mean == tuple(RTMDET_MEAN) and "rtmdet_tiny_8xb8-300e_humanart.py" in info.reason
+    assert not info.normalisation_stated and "rtmdet_tiny_8xb8-300e_humanart.py" in info.reason
+    layout = layout_from_info(info)
+    assert list(layout.mean) == RTMDET_MEAN and list(layout.std) == RTMDET_STD and not layout.rgb
 
 
 def test_zip_export(tmp_path: Path) -> None:

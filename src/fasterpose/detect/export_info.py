@@ -44,6 +44,8 @@ class ExportInfo:
         rgb: the network takes RGB (``Normalize.to_rgb``); MMDeploy's YOLOX and RTMDet take BGR.
         input_size: ``(height, width)`` from the pipeline's ``Resize`` or ``onnx_config.input_shape``, if stated.
         reason: which file and field said what, for the user.
+        normalisation_stated: pipeline.json has a ``Normalize``; otherwise ``mean``, ``std`` and ``rgb`` are unset
+            and the family's usual normalisation applies.
     """
 
     layout: str
@@ -52,6 +54,7 @@ class ExportInfo:
     rgb: bool
     input_size: tuple[int, int] | None
     reason: str
+    normalisation_stated: bool = True
 
 
 def _load(text: str | None, name: str, where: str) -> Any:
@@ -73,14 +76,17 @@ def _family(name: Any) -> str | None:
     return None
 
 
+def _tasks(pipeline: Any) -> list[dict]:
+    """pipeline.json's ``pipeline.tasks`` (Preprocess transform, Net, postprocess); empty when malformed."""
+    inner = pipeline.get("pipeline") if isinstance(pipeline, dict) else None
+    tasks = inner.get("tasks") if isinstance(inner, dict) else None
+    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+
+
 def _transforms(pipeline: Any) -> list[dict]:
-    try:
-        tasks = pipeline["pipeline"]["tasks"]
-        for task in tasks:
-            if isinstance(task, dict) and task.get("module") == "Transform":
-                return [t for t in task.get("transforms", []) if isinstance(t, dict)]
-    except (KeyError, TypeError):
-        pass
+    for task in _tasks(pipeline):
+        if task.get("module") == "Transform" and isinstance(task.get("transforms"), list):
+            return [t for t in task["transforms"] if isinstance(t, dict)]
     return []
 
 
@@ -118,9 +124,9 @@ def info_from_texts(texts: dict[str, str | None], where: str) -> ExportInfo | No
         if isinstance(models, list) and models and isinstance(models[0], dict):
             layout = _family(models[0].get("name"))
             said = f"deploy.json names the model {models[0].get('name')!r}"
-    if layout is None and isinstance(pipeline, dict):
-        for task in pipeline.get("pipeline", {}).get("tasks", []) if isinstance(pipeline.get("pipeline"), dict) else []:
-            if isinstance(task, dict) and task.get("module") == "Net" and _family(task.get("name")):
+    if layout is None:
+        for task in _tasks(pipeline):
+            if task.get("module") == "Net" and _family(task.get("name")):
                 layout, said = _family(task.get("name")), f"pipeline.json's Net task is {task.get('name')!r}"
                 break
     if layout is None and isinstance(detail, dict) and isinstance(detail.get("codebase"), dict):
@@ -144,8 +150,6 @@ def info_from_texts(texts: dict[str, str | None], where: str) -> ExportInfo | No
                  f"to_rgb {str(rgb).lower()}")
     else:
         said += "; no Normalize in pipeline.json: the family's usual normalisation"
-        if layout == "rtmdet":
-            mean, std = (103.53, 116.28, 123.675), (57.375, 57.12, 58.395)
     size = None
     resize = next((t for t in transforms if t.get("type") == "Resize"), None)
     if resize is not None and _size_wh(resize.get("size")):
@@ -155,7 +159,7 @@ def info_from_texts(texts: dict[str, str | None], where: str) -> ExportInfo | No
             and _size_wh(detail["onnx_config"].get("input_shape")):
         size = _size_wh(detail["onnx_config"]["input_shape"])
         said += f"; input {size[0]}x{size[1]} from detail.json's onnx_config.input_shape"
-    return ExportInfo(layout, mean, std, rgb, size, f"{said} (MMDeploy's description in {where})")
+    return ExportInfo(layout, mean, std, rgb, size, f"{said} (MMDeploy's description in {where})", norm is not None)
 
 
 def _read_small(path: Path) -> str | None:

@@ -346,5 +346,7 @@ class OnnxDetector:
 
 
 def layout_from_info(info: ExportInfo) -> Layout:
-    """The family's :class:`Layout` with the normalisation the export states."""
+    """The family's :class:`Layout` with the normalisation the export states (the family's own when it states none)."""
+    if not info.normalisation_stated:
+        return LAYOUTS[info.layout]
     return replace(LAYOUTS[info.layout], mean=info.mean, std=info.std, rgb=info.rgb)
