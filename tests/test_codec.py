@@ -153,6 +153,27 @@ def test_decode_shapes_scores_and_single_person():
     np.testing.assert_allclose(s1, scores[1])  # maxima of the unblurred maps: exact
 
 
+def test_dark_blur_of_more_maps_than_one_opencv_call_takes():
+    """680 maps (OpenCV 5 takes 128 channels per call, 4.x 512): each equals the map blurred alone by a float64
+    separable Gaussian with OpenCV's taps and a zero border, rescaled to the map's own maximum (DARK's modulation)."""
+    import cv2
+
+    from fasterpose.codec import _blur
+
+    rng = np.random.default_rng(3)
+    heatmaps = (rng.random((40, 17, 16, 12)) ** 4).astype(np.float32)
+    taps = cv2.getGaussianKernel(11, 0).ravel()  # sigma 0.3 * (11 / 2 - 1 - 0.5) + 0.8 = 2, as GaussianBlur
+    padded = np.pad(heatmaps.astype(np.float64), ((0, 0), (0, 0), (5, 5), (5, 5)))
+    rows = sum(t * padded[..., i : i + 16, :] for i, t in enumerate(taps))
+    ref = sum(t * rows[..., :, i : i + 12] for i, t in enumerate(taps))
+    ref *= heatmaps.max(axis=(2, 3), keepdims=True) / ref.max(axis=(2, 3), keepdims=True)
+    out = _blur(heatmaps, 11)
+    assert out.shape == heatmaps.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)  # float32 round-off only
+    # a map's blur does not depend on the other maps of the call
+    np.testing.assert_allclose(_blur(heatmaps[7:8], 11)[0], out[7], rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("mode", ["argmax", "quarter", "dark"])
 def test_decode_degenerate_heatmaps_stay_finite(mode):
     codec = HeatmapCodec(decode=mode)

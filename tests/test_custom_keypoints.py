@@ -100,6 +100,7 @@ def test_mpii_as_coco_train_eval_export_predict(tmp_path: Path, capsys: pytest.C
     assert report["metric"] == "PCK" and report["keypoint_names"] == MPII_NAMES
     assert report["sigmas_source"] == "default" and report["sigmas"] == [0.05] * 16
     assert 0.0 <= report["value"] <= 1.0 and report["stats"]["EPE"] > 0 and report["num_persons"] == 5
+    assert report["pck"] == report["value"] and report["ap"] == report["stats"]["AP"] and report["pckh"] is None
     assert set(report["stats"]["pck_per_keypoint"]) == set(MPII_NAMES)
 
     onnx_path = tmp_path / "mpii.onnx"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from _engine_utils import CACHE, restore_torch_state
+from _reports import assert_paths_exist
 
 from fasterpose.cli import main
 from fasterpose.engine.demo import find_people_dir
@@ -50,9 +51,11 @@ def test_demo_json_report_and_reusable_checkpoint(tmp_path: Path, capsys: pytest
     assert drawn == ["astronaut.jpg", "basketball1.jpg", "basketball2.jpg", "messi5.jpg"]
     assert all((out / "people" / n).stat().st_size > 1000 for n in drawn)
     assert "outside the training domain" in report["people_note"]
+    assert len(assert_paths_exist(report)) >= 8  # every file the report names is there
     # the demo's checkpoint works with eval --checkpoint and nothing else
     assert main(["eval", "--checkpoint", report["checkpoint"], "--json", "--no-flip"]) == 0
-    assert json.loads(capsys.readouterr().out)["metric"] == "AP"
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["metric"] == "AP" and evaluated["ap"] == evaluated["stats"]["AP"]
 
 
 def test_demo_human_report(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+from _opencv import needs_hog  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from fasterpose.detect import OnnxDetector, detect_layout  # noqa: E402
@@ -20,16 +21,43 @@ from fasterpose.errors import CheckpointError, ConfigError  # noqa: E402
 IMAGE_HW = (200, 400)  # letterboxed into 320x320: ratio 0.8, resized 160x320
 
 
-def _graph(path: Path, size: tuple[int, int], outputs: dict[str, np.ndarray], stem: str = "ReduceMean") -> Path:
-    """An ONNX graph whose outputs are the given constants (float outputs plus 0 * mean(input), so that they depend
-    on the input); ``stem="Slice"`` makes the input's first consumer a Slice, like YOLOX's Focus stem."""
-    nodes, inits = [], []
-    x = "input"
+def _stem_nodes(stem: str, size: tuple[int, int], inits: list) -> tuple[list, str]:
+    """Nodes that take the graph input first: YOLOX's Focus as Slice nodes or as MMDeploy's rewrite (reshape,
+    6-D transpose, reshape: a space-to-depth) into a convolution, RTMDet's convolution, or a plain ReduceMean."""
+    h, w = size
+    nodes: list = []
     if stem == "Slice":
         for name, v in (("starts", [0]), ("ends", [1]), ("axes", [1])):
             inits.append(numpy_helper.from_array(np.array(v, np.int64), name))
         nodes.append(helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["sliced"]))
-        x = "sliced"
+        return nodes, "sliced"
+    x, channels = "input", 3
+    if stem.startswith("TransposeFocus"):  # "TransposeFocusFused": the two first reshapes folded into one
+        for name, shape in (("s1", [1, 3, h // 2, 2, w]), ("s2", [1, 3, h // 2, 2, w // 2, 2]),
+                            ("s3", [1, 12, h // 2, w // 2])):
+            inits.append(numpy_helper.from_array(np.array(shape, np.int64), name))
+        if stem == "TransposeFocusFused":
+            nodes.append(helper.make_node("Reshape", ["input", "s2"], ["r2"]))
+        else:
+            nodes += [helper.make_node("Reshape", ["input", "s1"], ["r1"]),
+                      helper.make_node("Reshape", ["r1", "s2"], ["r2"])]
+        nodes += [helper.make_node("Transpose", ["r2"], ["t"], perm=[0, 5, 3, 1, 2, 4]),
+                  helper.make_node("Reshape", ["t", "s3"], ["focused"])]
+        x, channels = "focused", 12
+    if stem == "Conv" or stem.startswith("TransposeFocus"):
+        inits.append(numpy_helper.from_array(np.full((4, channels, 3, 3), 0.01, np.float32), "stem_w"))
+        nodes.append(helper.make_node("Conv", [x, "stem_w"], ["stem_out"], pads=[1, 1, 1, 1]))
+        return nodes, "stem_out"
+    return nodes, "input"
+
+
+def _graph(path: Path, size: tuple[int, int], outputs: dict[str, np.ndarray], stem: str = "ReduceMean",
+           metadata: dict[str, str] | None = None) -> Path:
+    """An ONNX graph whose outputs are the given constants (float outputs plus 0 * mean(stem output), so that they
+    depend on the input); ``stem`` is what reads the input first (:func:`_stem_nodes`); ``metadata`` becomes the
+    model's metadata_props (as Ultralytics writes them)."""
+    inits: list = []
+    nodes, x = _stem_nodes(stem, size, inits)
     nodes.append(helper.make_node("ReduceMean", [x], ["mean"], keepdims=0))
     inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
     nodes.append(helper.make_node("Mul", ["mean", "zero"], ["nothing"]))
@@ -48,6 +76,8 @@ def _graph(path: Path, size: tuple[int, int], outputs: dict[str, np.ndarray], st
         "input", TensorProto.FLOAT, [1, 3, size[0], size[1]])], graph_outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, metadata)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -89,15 +119,16 @@ def test_yolox_mmdeploy(tmp_path: Path) -> None:
 
 
 def test_rtmdet_mmdeploy_normalises(tmp_path: Path) -> None:
-    path = _graph(tmp_path / "rtmdet.onnx", (320, 320), {"dets": MMDEPLOY_DETS, "labels": MMDEPLOY_LABELS})
+    path = _graph(tmp_path / "rtmdet.onnx", (320, 320), {"dets": MMDEPLOY_DETS, "labels": MMDEPLOY_LABELS},
+                  stem="Conv")
     det = OnnxDetector(path)
-    assert det.layout.name == "rtmdet"
+    assert det.layout.name == "rtmdet" and "convolution" in det.reason
     np.testing.assert_allclose(det(_image()), [[100, 50, 100, 100, 0.9]], rtol=1e-6)
     x, _ = det.preprocess(_image())
     expected = (np.array([10, 20, 30]) - [103.53, 116.28, 123.675]) / [57.375, 57.12, 58.395]
     np.testing.assert_allclose(x[0, :, 0, 0], expected, rtol=1e-5)
     # a label output is optional: one (1, N, 5) output is YOLOX with NMS in the graph (rtmlib's other export)
-    single = OnnxDetector(_graph(tmp_path / "single.onnx", (320, 320), {"out": MMDEPLOY_DETS}))
+    single = OnnxDetector(_graph(tmp_path / "single.onnx", (320, 320), {"out": MMDEPLOY_DETS}, stem="Slice"))
     assert single.layout.name == "yolox"
     np.testing.assert_allclose(single(_image())[:, :4], [[100, 50, 100, 100], [125, 125, 125, 75]])  # clipped
 
@@ -191,6 +222,7 @@ def test_published_detector_table_is_consistent() -> None:
         assert all(s % 32 == 0 for s in d.input_size), name  # strides 8, 16, 32
 
 
+@needs_hog
 def test_hog_on_images_smaller_than_its_window() -> None:
     """No person fits in an image smaller than HOG's 64x128 window; OpenCV crashed the process on some of these."""
     from fasterpose.detect import hog_people_boxes

@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
+from _opencv import HAS_HOG, NO_HOG  # noqa: E402
+
 from fasterpose import create_model  # noqa: E402
 from fasterpose.checkpoint import save_checkpoint  # noqa: E402
 from fasterpose.cli import main  # noqa: E402
@@ -110,6 +112,8 @@ def test_predict_single_image_full_image_and_hog(models, tmp_path, capsys):
     assert len(results) == 1 and results[0]["image_id"] == 0 and results[0]["bbox"] == [0, 0, 548, 342]
     assert (out / "messi5.jpg").is_file()
     # Default person boxes: OpenCV's HOG detector (finds the two players in basketball1.png).
+    if not HAS_HOG:
+        pytest.skip(NO_HOG)
     out2 = tmp_path / "hog"
     assert main(["predict", str(PEOPLE / "basketball1.png"), "--onnx", str(models["onnx"]), "--out", str(out2),
                  "--det-thr", "0"]) == 0

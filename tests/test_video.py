@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _opencv import needs_hog
 
 from fasterpose.data.synthetic.clip import ClipConfig, render_clip, write_clip
 from fasterpose.errors import DataError
@@ -284,6 +285,7 @@ def test_pipeline_keeps_boxes_of_merged_poses() -> None:
     np.testing.assert_allclose(pred.calls[-1][:, :4], dets[:, :4])
 
 
+@needs_hog  # the benchmark's rows include HOG boxes
 def test_bench_video_runs(tmp_path: Path) -> None:
     """``benchmarks/bench_video.py`` with tiny settings: every configuration runs, the table and the JSON come out."""
     import subprocess

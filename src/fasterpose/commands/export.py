@@ -8,6 +8,11 @@ hundred real crops from ``--calib`` (a COCO keypoints json: crops from the GT bo
 With ``--int8`` the file at ``--out`` is the int8 model. ``--eval ANNOTATIONS.json`` reports COCO AP on the GT
 boxes for fp32 (and int8), and the fraction of keypoints whose heatmap peak agrees between fp32 and int8.
 Nothing is written when a check fails.
+
+``--json`` prints one object: ``checkpoint``, ``out`` (the file written), ``precision`` (``"fp32"`` or ``"int8"``),
+``export`` (opset, dynamic batch, parity ``max_abs_diff`` and ``parity_source``; ``path`` is ``out`` for an fp32
+export and ``None`` with ``--int8``, whose fp32 graph is not kept), with ``--int8`` also ``int8`` (``path`` = ``out``,
+scheme, calibration) and ``int8_vs_fp32`` (peak agreement), and with ``--eval`` ``eval`` (COCO AP of fp32 and int8).
 """
 
 from __future__ import annotations
@@ -196,7 +201,11 @@ def run(args: argparse.Namespace) -> int:
 
         with atomic_path(out, suffix=".onnx") as tmp:
             shutil.copyfile(int8_tmp if args.int8 else fp32_path, tmp)
-    report["export"]["path"] = str(out)
+    # Paths name the files that exist now: with --int8 --out holds the int8 model and the fp32 graph is not kept.
+    report["export"]["path"] = None if args.int8 else str(out)
+    if args.int8:
+        report["int8"]["path"] = str(out)
+    report["precision"] = "int8" if args.int8 else "fp32"
 
     if args.json:
         print(json.dumps(report))

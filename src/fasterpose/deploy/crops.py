@@ -2,9 +2,9 @@
 
 :func:`collect_crops` takes person crops from a COCO keypoints json (ground-truth boxes, the same
 :mod:`fasterpose.geometry` crop as evaluation) or a folder of images (HOG person boxes, or the whole image when HOG
-finds nobody). When a small source gives fewer crops than requested, mirrored, rescaled and rotated crops of the
-same photos are added (still real pixels). :func:`default_parity_crops` is what the export checks on when the user
-gives no data. This module imports no torch.
+finds nobody or the installed OpenCV has no HOG: OpenCV 5 removed it). When a small source gives fewer crops than
+requested, mirrored, rescaled and rotated crops of the same photos are added (still real pixels).
+:func:`default_parity_crops` is what the export checks on when the user gives no data. This module imports no torch.
 """
 
 from __future__ import annotations
@@ -74,6 +74,13 @@ def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike
     return out
 
 
+def _hog_available() -> bool:
+    """Whether this OpenCV has the HOG people detector (OpenCV 5 removed it)."""
+    import cv2
+
+    return hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
+
+
 def _image_boxes(source: Path) -> list[tuple[Path, np.ndarray | None]]:
     if source.is_dir():
         files = list_images(source)[0]
@@ -95,7 +102,7 @@ def collect_crops(
 
     Args:
         source: a COCO keypoints json (crops from the ground-truth person boxes), a folder of images or one image
-            (HOG person boxes; the whole image when HOG finds nobody).
+            (HOG person boxes; the whole image when HOG finds nobody or this OpenCV has no HOG).
         spec: the model spec (input size, UDP or classic crop from ``spec.codec``).
         max_crops: number of crops returned (a random subset of the boxes when there are more).
         image_root: image folder for a COCO json (default: the json's folder).
@@ -115,7 +122,8 @@ def collect_crops(
         kind = "GT boxes"
     else:
         items = _image_boxes(source)
-        kind = "HOG boxes"
+        use_hog = _hog_available()
+        kind = "HOG boxes" if use_hog else "whole images: this OpenCV has no HOG"
     rng = np.random.default_rng(seed)
     # One (image index, box) entry per person; images are read lazily, each once.
     entries: list[tuple[int, np.ndarray | None]] = []
@@ -132,7 +140,7 @@ def collect_crops(
         if i not in cache:
             image = _read_image(items[i][0])
             if box is None:
-                found = hog_people_boxes(image)
+                found = hog_people_boxes(image) if use_hog else np.zeros((0, 5))
                 img_boxes = found[:, :4] if len(found) else np.array([[0, 0, image.shape[1], image.shape[0]]], float)
             else:
                 img_boxes = np.zeros((0, 4))

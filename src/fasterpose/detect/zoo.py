@@ -31,7 +31,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..hub import DownloadError, cache_path, cached_download, sha256_of
 
-__all__ = ["DETECTORS", "DetectorFile", "MAX_ONNX_BYTES", "extract_onnx", "fetch_detector", "open_detector"]
+__all__ = ["DETECTORS", "DetectorFile", "MAX_ONNX_BYTES", "extract_onnx", "fetch_detector", "open_detector",
+           "open_export"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,15 +196,39 @@ def open_detector(detector: str | os.PathLike, layout: str | None = None, score_
     """An :class:`~fasterpose.detect.OnnxDetector` from an ``.onnx`` file or a :data:`DETECTORS` name.
 
     An existing file wins over a name; a name sets the layout and input size from the table (``layout`` overrides).
+    An MMDeploy export folder or zip is read with its description (:func:`open_export`).
     """
     from .onnx_detector import OnnxDetector
 
     text = os.fspath(detector)
     if not Path(text).exists() and text in DETECTORS:
         entry = DETECTORS[text]
+        why = "given (--detector-layout)" if layout else f"the published detector {text}'s fixed layout"
         return OnnxDetector(fetch_detector(text), layout=layout or entry.layout, score_thr=score_thr,
-                            input_size=entry.input_size, threads=threads)
+                            input_size=entry.input_size, threads=threads, reason=why)
+    if Path(text).is_dir() or (Path(text).is_file() and text.lower().endswith(".zip")):
+        return open_export(text, layout=layout, score_thr=score_thr, threads=threads)
     if not Path(text).exists() and not text.lower().endswith(".onnx"):
         raise ConfigError(f"--detector {text}: no such file, and not a detector name ({', '.join(DETECTORS)}); give "
                           "an .onnx file or one of those names")
     return OnnxDetector(text, layout=layout, score_thr=score_thr, threads=threads)
+
+
+def open_export(path: str | os.PathLike, layout: str | None = None, score_thr: float = 0.3,
+                threads: int | None = None) -> Any:
+    """A detector from an MMDeploy export folder or zip (rtmlib's detector zips are these), with the layout,
+    normalisation and input size its ``deploy.json`` / ``pipeline.json`` / ``detail.json`` state; the graph decides
+    when they name no family. A zip's ``end2end.onnx`` is extracted beside it (as :func:`extract_onnx` does)."""
+    from .export_info import find_export_onnx, info_in_zip
+    from .onnx_detector import OnnxDetector
+
+    path = Path(path)
+    if path.is_dir():
+        return OnnxDetector(find_export_onnx(path), layout=layout, score_thr=score_thr, threads=threads)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            member = _onnx_member(zf, path).filename
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+        raise DownloadError(f"{path} is not a valid zip file or is damaged ({e})") from None
+    info = None if layout else info_in_zip(path, member)
+    return OnnxDetector(extract_onnx(path), layout=layout, score_thr=score_thr, threads=threads, description=info)

@@ -30,8 +30,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
         results_path: also write the COCO results json.
 
     Returns:
-        On rank 0 a JSON-friendly report (``stats``, ``metric``, ``ap`` or ``pckh``, ``checkpoint``, ``model``, ...);
-        ``None`` on other ranks.
+        On rank 0 a JSON-friendly report; ``None`` on other ranks. Its keys: ``checkpoint``, ``model``,
+        ``input_size``, ``dataset``, ``keypoint_set``, ``keypoint_names``, ``sigmas``, ``sigmas_source``, ``boxes``,
+        ``flip_test``, ``metric`` (the headline's name in ``stats``: ``"AP"``, ``"PCK"`` for a set without OKS
+        sigmas, ``"Mean"`` for MPII's PCKh), ``value`` (the headline), ``ap`` (COCO OKS AP; ``None`` for MPII),
+        ``pck`` (PCK of the box size, sets without sigmas; else ``None``), ``pckh`` (MPII's mean PCKh; else
+        ``None``), ``stats`` (every figure), ``num_persons`` and ``seconds``.
     """
     from .inference import evaluate_dataset
     from .trainer import build_dataset
@@ -81,7 +85,9 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike
             "dataset": cfg.data.dataset, "keypoint_set": kset.name, "keypoint_names": list(kset.names),
             "sigmas": stats.pop("sigmas", None), "sigmas_source": stats.pop("sigmas_source", None),
             "boxes": ev.boxes, "flip_test": flip_test, "metric": metric,
-            "value": stats[metric], "stats": stats, "num_persons": num_persons, "seconds": seconds}
+            "value": stats[metric], "ap": stats.get("AP"), "pck": stats.get("PCK"),
+            "pckh": stats["Mean"] if metric == "Mean" else None,
+            "stats": stats, "num_persons": num_persons, "seconds": seconds}
 
 
 # Decoding settings can change at evaluation time; the encoding ones define what the model was trained to output.
