@@ -31,7 +31,6 @@ OPENCV = "opencv-python-headless"
 # Where the lowest environment cannot use the declared lower bound itself: (bound in pyproject, version used, why).
 # An entry applies only while pyproject still declares that bound.
 LOWEST_EXCEPTIONS = {
-    "numpy": ("1.24", "1.24.2", "onnxruntime 1.17.0 (the lowest onnxruntime) requires numpy>=1.24.2"),
     OPENCV: ("4.8", "4.8.0.76", "4.8.0.74, the first 4.8 release, was yanked ('deprecated, use 4.8.0.76'): pip "
                                 "never installs it for '>=4.8'"),
 }
