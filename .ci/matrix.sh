@@ -35,14 +35,17 @@ sed "s/^# /matrix $kind: note: /" "$venv.notes.txt"
 # newest torch brings its nvidia-* packages (about 3 GB) and runs on the CPU without a GPU. A pip configuration that
 # caps torch at a release kept on local disk (this workplace's /etc/xdg/pip/constraints.txt) is lifted here: the
 # newest environment must get the newest release.
+# pip's notes on local index folders that lack a package are noise here: left out (its errors and other warnings stay).
+quiet() { { grep -v "^WARNING: Location 'file:" || true; } >&2; }
 start=$SECONDS
 if ! PIP_CONSTRAINT=/dev/null timeout "$install_timeout" "$venv/bin/python" -m pip install -q --upgrade \
-        --timeout 60 --retries 5 --progress-bar off -r "$venv.requirements.txt"; then
+        --timeout 60 --retries 5 --progress-bar off -r "$venv.requirements.txt" 2>&1 | quiet; then
     say "FAILED to install its packages within ${install_timeout}s (a slow or broken network, or a release that" \
         "cannot be installed: see pip's message above); set FASTERPOSE_CI_INSTALL_TIMEOUT to wait longer"
     exit 1
 fi
-if ! timeout "$install_timeout" "$venv/bin/python" -m pip install -q --no-deps --timeout 60 --retries 5 -e .; then
+if ! timeout "$install_timeout" "$venv/bin/python" -m pip install -q --no-deps --timeout 60 --retries 5 -e . 2>&1 \
+        | quiet; then
     say "FAILED to install fasterpose itself (pip install --no-deps -e .)"
     exit 1
 fi
