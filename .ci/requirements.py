@@ -45,12 +45,9 @@ def _split(requirement: str) -> tuple[str, str]:
     return match.group(1).lower().replace("_", "-"), match.group(3)
 
 
-def _lower_bound(name: str, specifier: str) -> str:
+def _lower_bound(specifier: str) -> str | None:
     bounds = [s.strip()[2:].strip() for s in specifier.split(",") if s.strip().startswith(">=")]
-    if len(bounds) != 1:
-        sys.exit(f".ci/requirements.py: {name} has no single '>=' lower bound in pyproject.toml ({specifier!r}); the "
-                 "lowest environment needs one")
-    return bounds[0]
+    return bounds[0] if len(bounds) == 1 else None
 
 
 def requirements(kind: str) -> list[tuple[str, str]]:
@@ -73,9 +70,11 @@ def requirements(kind: str) -> list[tuple[str, str]]:
             else:
                 out.append((f"{name}{specifier}", ""))
         else:
-            bound = _lower_bound(name, specifier)
+            bound = _lower_bound(specifier)
             declared, used, why = LOWEST_EXCEPTIONS.get(name, (None, None, ""))
-            if declared == bound:
+            if bound is None:  # nothing to pin to: said, so that a missing bound is seen
+                out.append((f"{name}{specifier}", "pyproject declares no single '>=' lower bound: as pip resolves it"))
+            elif declared == bound:
                 out.append((f"{name}=={used}", f"not {bound}: {why}"))
             else:
                 out.append((f"{name}=={bound}", ""))

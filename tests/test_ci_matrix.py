@@ -43,9 +43,13 @@ def test_environments_follow_pyproject(monkeypatch: pytest.MonkeyPatch) -> None:
         if name in ("ruff", "pytest"):
             continue
         assert newest[name] == specifier, name
-        bound = re.search(r">=\s*([\w.]+)", specifier).group(1)
-        exception = ci.LOWEST_EXCEPTIONS.get(name)
+        found = re.search(r">=\s*([\w.]+)", specifier)
+        if found is None:  # no lower bound declared: left to pip, with a note
+            assert lowest[name] == specifier, name
+            continue
+        bound, exception = found.group(1), ci.LOWEST_EXCEPTIONS.get(name)
         assert lowest[name] == f"=={exception[1] if exception and exception[0] == bound else bound}", name
     assert lowest["opencv-python-headless"] == "==4.8.0.76"  # 4.8.0.74 was yanked
     monkeypatch.setenv("FASTERPOSE_CI_OPENCV", "==5.1.0.95")
     assert "opencv-python-headless==5.1.0.95" in [r for r, _ in ci.requirements("newest")]
+    assert ci._lower_bound(">=0.4.3,<1") == "0.4.3" and ci._lower_bound("") is None
