@@ -208,3 +208,29 @@ def test_unsafe_member_paths_are_refused(stand_ins: dict[str, bytes], tmp_path: 
     assert not (tmp_path / "escaped.jpg").exists() and not (root / "val2017").exists()
     record = json.loads((root / coco_fetch.RECORD).read_text())
     assert "unpacking" in record["archives"]["val2017.zip"]  # the next run may clear its own staging folder
+
+
+def test_what_it_unpacks_is_what_the_data_tools_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins made of real COCO val2017 samples: after `data coco`, check-data finds a clean dataset and every
+    image where the annotation says (the configs' layout, read as training reads it)."""
+    samples = Path(__file__).parent / "data" / "coco_val2017_samples"
+    annotation = (samples / "person_keypoints.json").read_bytes()
+    images = {f"val2017/{p.name}": p.read_bytes() for p in sorted(samples.glob("*.jpg"))}
+    blobs = {"annotations": _zip({"annotations/person_keypoints_val2017.json": annotation,
+                                  "annotations/person_keypoints_train2017.json": annotation}),
+             "val": _zip(images)}
+    table = dict(coco_fetch.ARCHIVES)
+    for key, blob in blobs.items():
+        table[key] = coco_fetch.Archive(table[key].url_path, len(blob), hashlib.md5(blob).hexdigest(),
+                                        table[key].outputs)
+    monkeypatch.setattr(coco_fetch, "ARCHIVES", table)
+    root = tmp_path / "data" / "coco"
+    with serve() as server:
+        _publish(server, blobs)
+        assert main(["data", "coco", str(root), "--val-only", "--base-url", server.url("")]) == 0
+    ann = root / "annotations" / "person_keypoints_val2017.json"
+    assert main(["check-data", str(ann), "--images", str(root / "val2017"), "--json"]) == 0
+    from fasterpose.data.coco import CocoKeypoints
+
+    dataset = CocoKeypoints(ann, root / "val2017", input_size=(64, 48), train=False)
+    assert len(dataset) > 0 and dataset[0]["image"].shape[-2:] == (64, 48)
