@@ -147,19 +147,21 @@ def _copy(response, f, show, digest=None, done: int = 0) -> int:  # noqa: ANN001
     """Copy the response's body into ``f`` in 1 MiB chunks; return the byte count (``done`` plus what arrived).
 
     Raises:
-        _BrokeOff: the connection broke off; what arrived before is written.
+        _BrokeOff: the connection broke off; what arrived before is written. (A failed write, such as a full disk,
+            is raised as the ``OSError`` it is, for the command line to report as one.)
     """
-    try:
-        for chunk in iter(lambda: response.read(_CHUNK), b""):
-            f.write(chunk)
-            if digest is not None:
-                digest.update(chunk)
-            done += len(chunk)
-            show(done)
-    except (OSError, HTTPException) as e:
-        f.flush()
-        raise _BrokeOff(done, e) from None
-    return done
+    while True:
+        try:
+            chunk = response.read(_CHUNK)
+        except (OSError, HTTPException) as e:
+            raise _BrokeOff(done, e) from None
+        if not chunk:
+            return done
+        f.write(chunk)
+        if digest is not None:
+            digest.update(chunk)
+        done += len(chunk)
+        show(done)
 
 
 def cached_download(url: str, *, file_name: str | None = None, sha256_prefix: str | None = None,
