@@ -133,3 +133,45 @@ def test_hash_from_name_can_be_turned_off(cache: Path) -> None:
         with pytest.raises(hub.DownloadError):
             hub.cached_download(server.url("/det-0123abcd.zip"), sha256_prefix="ffff", hash_from_name=False,
                                 progress=False)
+
+
+def test_resumable_download_asks_for_the_rest_only(tmp_path: Path) -> None:
+    dest = tmp_path / "big.zip"
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    with serve() as server:
+        server.truncated["/big.zip"] = (PAYLOAD[:(1 << 20) + 7], len(PAYLOAD))
+        with pytest.raises(hub.DownloadError, match=r"kept in .*big\.zip\.part: run again to resume\. do this"):
+            hub.resumable_download(server.url("/big.zip"), dest, checksum=("md5", md5), hint="do this",
+                                   progress=False)
+        assert hub.partial_path(dest).stat().st_size == (1 << 20) + 7 and not dest.exists()
+        server.files["/big.zip"] = PAYLOAD
+        del server.truncated["/big.zip"]
+        assert hub.resumable_download(server.url("/big.zip"), dest, checksum=("md5", md5), progress=False) == dest
+        assert server.ranges_asked == [None, f"bytes={(1 << 20) + 7}-"]
+    assert dest.read_bytes() == PAYLOAD and not hub.partial_path(dest).exists()
+
+
+def test_resumable_download_whole_part_and_wrong_parts(tmp_path: Path) -> None:
+    dest = tmp_path / "f.bin"
+    part = hub.partial_path(dest)
+    with serve() as server:
+        server.files["/f.bin"] = PAYLOAD
+        # a part that is already whole (killed before the rename), size unknown: the server's 416 says it is whole
+        part.write_bytes(PAYLOAD)
+        hub.resumable_download(server.url("/f.bin"), dest, progress=False)
+        assert dest.read_bytes() == PAYLOAD and server.ranges_asked == [f"bytes={len(PAYLOAD)}-"]
+        # a part longer than the published size is no prefix of it: downloaded afresh
+        dest.unlink()
+        part.write_bytes(PAYLOAD + b"extra")
+        hub.resumable_download(server.url("/f.bin"), dest, size=len(PAYLOAD), progress=False)
+        assert dest.read_bytes() == PAYLOAD and server.ranges_asked[-1] is None
+        # a prefix that is wrong: the checksum fails on the whole file, which is deleted
+        dest.unlink()
+        part.write_bytes(b"X" * 1000)
+        with pytest.raises(hub.DownloadError, match="SHA256 is .* it was deleted"):
+            hub.resumable_download(server.url("/f.bin"), dest, checksum=("sha256", SHA), progress=False)
+        assert not part.exists() and not dest.exists()
+        # a server whose file is not the published size is refused before anything is written
+        with pytest.raises(hub.DownloadError, match="not the published file"):
+            hub.resumable_download(server.url("/f.bin"), dest, size=len(PAYLOAD) + 1, progress=False)
+        assert not part.exists()

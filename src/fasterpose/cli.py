@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "parameters, GMACs and output shape of a registered model"),
     "synth": ("synth", "write a synthetic COCO-format person keypoint dataset"),
     "check-data": ("check_data", "validate a COCO-format keypoint dataset before training on it"),
+    "data": ("data", "download a dataset into the layout the configs read: data coco ROOT [--val-only]"),
     "train": ("train", "train a model from a YAML config (CPU, one GPU, or torchrun/DDP)"),
     "eval": ("evaluate", "evaluate a checkpoint (COCO OKS AP with pycocotools, or MPII PCKh)"),
     "eval-results": ("eval_results", "score an existing COCO keypoint-results json with pycocotools"),
