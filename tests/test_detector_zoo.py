@@ -136,7 +136,7 @@ def test_names_in_weights_list_and_download(cache: Path, onnx_bytes: bytes, monk
 
 
 def test_predict_with_detector_by_name(cache: Path, onnx_bytes: bytes, tiny_model: Path, tmp_path: Path,
-                                       monkeypatch) -> None:
+                                       monkeypatch, capsys) -> None:
     import json
 
     import cv2
@@ -151,3 +151,6 @@ def test_predict_with_detector_by_name(cache: Path, onnx_bytes: bytes, tiny_mode
                      "--no-draw", "--out", str(tmp_path / "out")]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["bbox"] for r in results] == [[100.0, 50.0, 100.0, 100.0]]
+    # the summary says which detector gave the boxes, and which layout and normalisation it was read with
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("person boxes:"))
+    assert name in line and "yolox" in line.lower(), line

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
             remove_stale_folders(out, ".predict-")  # staging folders of killed runs
             run_ = _Run(predictor, None, args, category_id)
             _predict(run_, int(src) if webcam else src, kind, inputs, out, source)
-            _summary(run_, kind, skipped if kind == "images" else [], out)
+            _summary(run_, kind, skipped if kind == "images" else [], out, source)
             return 0
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
@@ -251,13 +251,15 @@ def _predict(run: Any, src: str | int, kind: str, inputs: list[Path], out: Path,
         cv2.destroyAllWindows()
 
 
-def _summary(run: Any, kind: str, skipped: list[str], out: Path) -> None:
+def _summary(run: Any, kind: str, skipped: list[str], out: Path, source: Any) -> None:
     from ..cpu import cpu_class
 
     predictor, n = run.predictor, max(run.frames, 1)
     unit = "images" if kind == "images" else "frames"
     print(f"{run.frames} {unit}, {run.persons} persons ({predictor.backend}, {predictor.spec.model_name} "
           f"{predictor.input_size[0]}x{predictor.input_size[1]}, flip test {'on' if predictor.flip_test else 'off'})")
+    reason = getattr(getattr(source, "detector", None), "reason", None)  # an ONNX detector says how it was read
+    print(f"person boxes: {getattr(source, 'name', type(source).__name__)}{f'; {reason}' if reason else ''}")
     print(f"ms per {unit[:-1]}: total {1e3 * run.wall / n:.1f} (read, boxes, crop, model, decode, draw, write), "
           f"model {run.model_ms / n:.1f}, crop+normalize {run.pre_ms / n:.1f}, decode+map back {run.post_ms / n:.1f}")
     if run.pipeline.tracking:
