@@ -5,7 +5,8 @@ Inputs: the synthetic clip (``fasterpose synth --video``, seeds ``--seeds``, eve
 60-175 pixels tall; ``benchmarks/data/vtest.avi`` else ``tests/data/people/vtest_short.avi``), on the frames
 where the real detector of ``tests/data/people/vtest_detections.json`` found someone (score >= 0.3): recall there
 is the share of *that* detector's persons HOG finds (the file misses many walkers, so precision on vtest is a lower
-bound). A person counts as found by a box with IoU >= 0.5 (HOG's boxes are the person inside its window,
+bound). A person counts as found by a box with IoU >= 0.5, matched one to one as
+:func:`fasterpose.evaluation.tracking.evaluate_tracking` matches them (HOG's boxes are the person inside its window,
 :data:`fasterpose.detect.hog.PERSON_IN_WINDOW`).
 
 Cost: CPU milliseconds per call at one OpenCV thread (``time.process_time``: the work done, much less disturbed
@@ -32,8 +33,8 @@ import numpy as np
 
 from fasterpose.cpu import format_cpu
 from fasterpose.data.synthetic.clip import ClipConfig, write_clip
-from fasterpose.detect.boxes import box_iou, xywh_to_xyxy
 from fasterpose.detect.hog import HogDetector
+from fasterpose.evaluation.tracking import evaluate_tracking
 from fasterpose.io_utils import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,26 +96,20 @@ def load_vtest(video: Path, step: int, limit: int | None) -> list[tuple[np.ndarr
     return [(f, np.asarray(given[i], np.float64)) for i, f in _frames(video, wanted, 1, limit)]
 
 
-def _matches(found: np.ndarray, truth: np.ndarray, thr: float = 0.5) -> int:
-    """Persons of ``truth`` matched one to one by a ``found`` box with IoU >= ``thr`` (greedy, best first)."""
-    if not len(found) or not len(truth):
-        return 0
-    sim = box_iou(xywh_to_xyxy(truth), xywh_to_xyxy(found[:, :4]))
-    n = 0
-    while sim.size and sim.max() >= thr:
-        i, j = np.unravel_index(int(sim.argmax()), sim.shape)
-        sim[i, :], sim[:, j] = -1, -1
-        n += 1
-    return n
+def _entries(boxes: np.ndarray, frame: int) -> list[dict[str, Any]]:
+    """Boxes as entries of :func:`~fasterpose.evaluation.tracking.evaluate_tracking` (no keypoints, no identity)."""
+    return [{"image_id": frame, "frame": frame, "bbox": b[:4].tolist(), "keypoints": [0.0] * 51, "track_id": 0,
+             "num_keypoints": 1} for b in boxes]
 
 
 def measure(data: list[tuple[np.ndarray, np.ndarray]], det: HogDetector, roi: bool, threads: int,
             repeats: int) -> dict[str, Any]:
     """Recall, precision and cost of one detector on one input."""
-    tp = n_truth = n_found = 0
+    truth_entries: list[dict[str, Any]] = []
+    found_entries: list[dict[str, Any]] = []
     cpu: list[float] = []
     wall: list[float] = []
-    for frame, truth in data:
+    for index, (frame, truth) in enumerate(data):
         region = truth if roi else None
         cv2.setNumThreads(1)
         t = time.process_time()
@@ -125,9 +120,11 @@ def measure(data: list[tuple[np.ndarray, np.ndarray]], det: HogDetector, roi: bo
             t = time.perf_counter()
             det.detect(frame, region)
             wall.append(time.perf_counter() - t)
-        tp += _matches(found, truth)
-        n_truth += len(truth)
-        n_found += len(found)
+        truth_entries += _entries(truth, index)
+        found_entries += _entries(found, index)
+    # Found = matched one to one by IoU >= 0.5, greedily, as the video evaluation matches persons.
+    scores = evaluate_tracking({"annotations": truth_entries}, found_entries)
+    tp, n_truth, n_found = scores["found"], len(truth_entries), len(found_entries)
     return {"frames": len(data), "recall": round(tp / max(n_truth, 1), 3),
             "precision": round(tp / max(n_found, 1), 3), "cpu_ms_1t": round(1e3 * float(np.mean(cpu)), 2),
             f"wall_ms_{threads}t": round(1e3 * float(np.median(wall)), 2)}
