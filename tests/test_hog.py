@@ -43,7 +43,7 @@ def test_without_hog_a_clear_error(monkeypatch) -> None:
 @needs_hog
 def test_settings_out_of_range() -> None:
     for kwargs in ({"win_stride": 12}, {"scale": 1.0}, {"min_height": 8}, {"min_height": 100, "max_height": 50},
-                   {"max_roi_share": 0}):
+                   {"max_roi_share": 0}, {"box": "tight"}):
         with pytest.raises(ConfigError):
             HogDetector(**kwargs)
 
@@ -90,6 +90,17 @@ def test_detect_finds_the_player_in_the_frame_and_in_its_region() -> None:
     assert max(_iou(b, PLAYER) for b in in_roi) > 0.5
     assert (in_roi[:, 0] >= x0).all() and (in_roi[:, 0] + in_roi[:, 2] <= x1 + 1e-6).all()
     assert det.detect(image, roi=np.zeros((0, 4))).shape == (0, 5)  # nobody tracked, nowhere to look
+
+
+@needs_hog
+def test_person_boxes_are_the_inside_of_the_windows() -> None:
+    image = cv2.imread(str(PEOPLE / "basketball1.png"))
+    windows = HogDetector(box="window").detect(image)
+    people = HogDetector().detect(image)
+    assert len(windows) == len(people) >= 1
+    w = windows[:, 2:4]
+    np.testing.assert_allclose(people[:, :2], windows[:, :2] + w * [12 / 64, 16 / 128])
+    np.testing.assert_allclose(people[:, 2:], np.concatenate([w * [40 / 64, 96 / 128], windows[:, 4:]], 1))
 
 
 @needs_hog

@@ -59,12 +59,14 @@ def _hog(nlevels: int) -> Any:
     return hog
 
 
-def _person_boxes(rects: Any, weights: Any, factor: float, offset: tuple[float, float]) -> np.ndarray:
-    """HOG windows of a ``factor``-scaled crop at ``offset`` -> ``(M, 5)`` person boxes in frame pixels."""
+def _person_boxes(rects: Any, weights: Any, factor: float, offset: tuple[float, float], inner: bool = True
+                  ) -> np.ndarray:
+    """HOG windows of a ``factor``-scaled crop at ``offset`` -> ``(M, 5)`` person boxes (the windows themselves
+    when not ``inner``) in frame pixels."""
     if len(rects) == 0:
         return np.zeros((0, 5))
     win = np.asarray(rects, np.float64).reshape(-1, 4) / factor
-    fx, fy, fw, fh = PERSON_IN_WINDOW
+    fx, fy, fw, fh = PERSON_IN_WINDOW if inner else (0.0, 0.0, 1.0, 1.0)
     boxes = np.stack([win[:, 0] + fx * win[:, 2] + offset[0], win[:, 1] + fy * win[:, 3] + offset[1],
                       fw * win[:, 2], fh * win[:, 3]], axis=1)
     return np.concatenate([boxes, np.asarray(weights, np.float64).reshape(-1, 1)], axis=1)
@@ -111,6 +113,8 @@ class HogDetector:
         roi_margin: a region of interest box grows by this times its height on every side (people move between
             detections; the window needs context).
         max_roi_share: regions covering more than this share of the frame run as one full-frame detection.
+        box: ``"person"``: the person inside the window (:data:`PERSON_IN_WINDOW`); ``"window"``: the 64x128
+            window itself (1.3x the person's height; what this detector returned before).
 
     Calling ``detector(image)`` runs :meth:`detect` on the whole frame.
 
@@ -122,8 +126,10 @@ class HogDetector:
     def __init__(self, score_thr: float = 0.3, min_height: float | None = None, max_height: float | None = None,
                  max_side: int = 640, scale: float = 1.1, win_stride: int = 8, padding: int = 16,
                  hit_threshold: float = -0.2, group_threshold: int = 1, roi_margin: float = 0.5,
-                 max_roi_share: float = 0.6) -> None:
+                 max_roi_share: float = 0.6, box: str = "person") -> None:
         _require_hog()
+        if box not in ("person", "window"):
+            raise ConfigError(f"HOG box must be 'person' or 'window', got {box!r}")
         if min_height is not None and not 16 <= min_height:
             raise ConfigError(f"HOG min_height must be >= 16 pixels, got {min_height}")
         if max_height is not None and not max_height >= (min_height or 16):
@@ -147,6 +153,7 @@ class HogDetector:
         self.group_threshold = int(group_threshold)
         self.roi_margin = float(roi_margin)
         self.max_roi_share = float(max_roi_share)
+        self.box = box
 
     def factor(self, image_shape: tuple[int, ...]) -> float:
         """The scale the frame is detected at."""
@@ -171,7 +178,7 @@ class HogDetector:
         rects, weights = _hog(self._levels(factor)).detectMultiScale(
             small, hitThreshold=self.hit_threshold, winStride=stride, padding=pad, scale=self.scale,
             groupThreshold=self.group_threshold)
-        return _person_boxes(rects, weights, factor, offset)
+        return _person_boxes(rects, weights, factor, offset, inner=self.box == "person")
 
     def regions(self, roi: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray | None:
         """Where :meth:`detect` looks for ``roi`` boxes: ``(R, 4)`` integer ``x0 y0 x1 y1`` rectangles (the boxes
@@ -224,7 +231,7 @@ class HogDetector:
     def __repr__(self) -> str:
         return (f"HogDetector(score_thr={self.score_thr}, min_height={self.min_height}, max_height="
                 f"{self.max_height}, scale={self.scale}, win_stride={self.win_stride}, padding={self.padding}, "
-                f"hit_threshold={self.hit_threshold}, group_threshold={self.group_threshold})")
+                f"hit_threshold={self.hit_threshold}, group_threshold={self.group_threshold}, box={self.box!r})")
 
 
 def hog_people_boxes(image: np.ndarray, max_side: int = 640) -> np.ndarray:
