@@ -100,7 +100,7 @@ class HogDetector:
         min_height: smallest person to find, in frame pixels (its box height). The frame is scaled by
             ``96 / min_height`` (a person that tall fills the window), so a value below 96 upscales it (small
             people, small frames). ``None``: the frame is only shrunk, to ``max_side`` (a person must then be
-            ``96 * longer side / max_side`` pixels tall).
+            ``96 * max(1, longer side / max_side)`` pixels tall).
         max_height: tallest person to find, in frame pixels; bounds the pyramid's levels (``None``: until the
             scaled frame is smaller than the window).
         max_side: the longer side detection runs at when ``min_height`` is ``None``.
