@@ -185,7 +185,7 @@ def main() -> None:
     cols = ["input", "boxes", "threads", "fps", "detection_frames", "total_ms", "read_wait_ms", "detect_ms", "pose_ms",
             "model_ms", "track_ms", "smooth_ms", "draw_ms", "write_wait_ms", "recall", "switches_per_100",
             "kpt_error_px", "jitter_px"]
-    print(f"\nCPU: {format_cpu()} (class: {cpu_class()}); threads: the pose model, the detector and OpenCV each get "
+    print(f"\nCPU: {format_cpu()}; threads: the pose model, the detector and OpenCV each get "
           "the row's threads, and one pipeline thread runs them in turn")
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
