@@ -12,6 +12,9 @@ bound). A person counts as found by a box with IoU >= 0.5, matched one to one as
 Cost: CPU milliseconds per call at one OpenCV thread (``time.process_time``: the work done, much less disturbed
 by other processes than wall time), and wall milliseconds per call at ``--threads`` (median of ``--repeats``).
 The ``roi`` rows look only around the given people of the frame (as the Pipeline would around its tracks).
+Then the old detector, the default and step 1.15 are called in turn on every other frame at 1 and 2 threads (wall
+time, robust to a load that changes between rows), and with ``--checkpoint`` the Pipeline runs each clip with the
+old and the new HOG (recall, identity switches, keypoint error through :mod:`fasterpose.evaluation.tracking`).
 
     python benchmarks/bench_hog.py --out benchmarks/results/hog.json
 
@@ -132,6 +135,29 @@ def measure(data: list[tuple[np.ndarray, np.ndarray]], det: HogDetector, roi: bo
             f"wall_ms_{threads}t": round(1e3 * float(np.median(wall)), 2)}
 
 
+def interleaved(inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]], repeats: int) -> list[dict[str, Any]]:
+    """Wall milliseconds per call (median) of the old detector, the default and step 1.15 at 1 and 2 OpenCV threads,
+    called in turn on each frame, so that a change in the machine's load touches all three alike."""
+    dets = {"old (windows)": HogDetector(**OLD, box="window"), "default": HogDetector(),
+            "step 1.15": HogDetector(scale=1.15)}
+    rows = []
+    for threads in (1, 2):
+        cv2.setNumThreads(threads)
+        for name, data in inputs.items():
+            times: dict[str, list[float]] = {k: [] for k in dets}
+            for _ in range(repeats):
+                for frame, _truth in data:
+                    for k, det in dets.items():
+                        t = time.perf_counter()
+                        det.detect(frame)
+                        times[k].append(time.perf_counter() - t)
+            row = {"input": name, "threads": threads,
+                   **{k: round(1e3 * float(np.median(v)), 2) for k, v in times.items()}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def run_pipelines(clips: list[dict[str, str]], checkpoint: str, det_every: int, threads: int, tmp: Path
                   ) -> list[dict[str, Any]]:
     """The Pipeline with the old HOG (its windows as boxes) and the new default on each clip, detecting every frame
@@ -207,6 +233,11 @@ def main() -> None:
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    ab = interleaved({k: v[::2] for k, v in inputs.items()}, max(args.repeats, 1))
+    print("\nWall ms per call, the three called in turn on each frame:\n| input | threads | old (windows) | default | "
+          "step 1.15 |\n|---|---|---|---|---|")
+    for r in ab:
+        print(f"| {r['input']} | {r['threads']} | {r['old (windows)']} | {r['default']} | {r['step 1.15']} |")
     if pipeline_rows:
         cols = ["hog", "det_every", "recall", "switches_per_100", "kpt_error_px", "detection_frames", "detect_ms"]
         print("\nPipeline on the clips (seeds " + " ".join(map(str, args.seeds)) + "):\n| " + " | ".join(cols)
@@ -215,7 +246,7 @@ def main() -> None:
             print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     if args.out:
         atomic_write_json(args.out, {"cpu": format_cpu(), "video": str(video), "sizes": SIZES, "rows": rows,
-                                     "pipeline_rows": pipeline_rows}, indent=1)
+                                     "interleaved_wall_ms": ab, "pipeline_rows": pipeline_rows}, indent=1)
         print(f"wrote {args.out}")
 
 
