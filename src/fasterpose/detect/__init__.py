@@ -2,7 +2,7 @@
 
 :class:`OnnxDetector` runs YOLOX, RTMDet and Ultralytics ONNX files; :func:`open_detector` also takes a published
 detector's name (:data:`DETECTORS`, downloaded once); :class:`HogDetector` is OpenCV's HOG people detector, the
-fallback that needs no file.
+fallback that needs no file, where this OpenCV has it (:func:`hog_available`; OpenCV 5 removed it).
 """
 
 from __future__ import annotations
