@@ -11,6 +11,16 @@ OpenCV all capped).
 
     python benchmarks/bench_video.py --checkpoint outputs/demo/checkpoint.pth --out benchmarks/results/video.json
 
+Detector architectures without their weights (``--arch``, default YOLOX-nano, YOLOX-tiny and RTMDet-tiny; ``none``
+to skip): each is built with random weights in the published export's layout and input size
+(``benchmarks/detector_graphs.py``) and run on every detection frame inside the real pipeline for its cost, while
+the boxes the pipeline gets are the given ones of that frame, so tracking, recall and switches equal the "given"
+rows' and the frames per second are those the detector would give. Rows ``ARCH~`` (every frame) and ``ARCH~/N``.
+
+Every row gives frames per second, detector calls (``detection_frames``), milliseconds per stage, the thread split
+(``threads_pose``, ``threads_detector``, ``threads_opencv``: one pipeline thread runs them in turn) and the JSON the
+CPU and its class (:mod:`fasterpose.cpu`).
+
 Prints a markdown table and writes every number as JSON (atomically). Run it on an idle machine: timings of a
 loaded machine are meaningless (the recall / switch / error figures do not depend on the load).
 """
@@ -21,6 +31,7 @@ import argparse
 import json
 import logging
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,11 +40,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fasterpose.cpu import format_cpu
+from fasterpose.cpu import cpu_class, format_cpu
 from fasterpose.data.detections import match_detections, read_detections
 from fasterpose.data.synthetic.clip import ClipConfig, write_clip
 from fasterpose.deploy.predictor import Predictor
-from fasterpose.detect import HogDetector, open_detector
+from fasterpose.detect import HogDetector, OnnxDetector, open_detector
 from fasterpose.evaluation.tracking import evaluate_tracking
 from fasterpose.io_utils import atomic_write_json
 from fasterpose.video.frames import FrameReader, FrameWriter
@@ -44,6 +55,23 @@ ROOT = Path(__file__).resolve().parents[1]
 VTEST = ROOT / "benchmarks" / "data" / "vtest.avi"
 VTEST_SHORT = ROOT / "tests" / "data" / "people" / "vtest_short.avi"
 VTEST_DETS = ROOT / "tests" / "data" / "people" / "vtest_detections.json"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from detector_graphs import PUBLISHED, build_onnx  # noqa: E402  (a sibling script, not a package)
+
+
+class GivenBoxesAtDetectorCost:
+    """A detector for the Pipeline that runs ``detector`` on the frame for its cost and returns the given
+    detections of the frame (set :attr:`index` before each frame), so tracking is that of the given boxes."""
+
+    def __init__(self, detector: Any, given: Any) -> None:
+        self.detector = detector
+        self.given = given
+        self.index = 0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        self.detector(image)
+        return np.asarray(match_detections(self.given, self.index), np.float64).reshape(-1, 5)
 
 
 def run_video(video: Path, predictor: Predictor, detector: Any, det_every: int, given: Any, smooth: bool,
@@ -65,6 +93,8 @@ def run_video(video: Path, predictor: Predictor, detector: Any, det_every: int, 
     t0 = time.perf_counter()
     try:
         for index, frame in reader:
+            if isinstance(detector, GivenBoxesAtDetectorCost):
+                detector.index = index
             boxes = None
             if given is not None and pipe.wants_detection():
                 boxes = np.asarray(match_detections(given, index), np.float64).reshape(-1, 5)
@@ -90,7 +120,8 @@ def run_video(video: Path, predictor: Predictor, detector: Any, det_every: int, 
     timing = {"frames": s["frames"], "fps": round(s["frames"] / wall, 2), "total_ms": round(1e3 * wall / n, 2),
               "read_wait_ms": round(reader.wait_ms / n, 2), **{k: v for k, v in s.items() if k.endswith("_ms")},
               "draw_ms": round(draw_ms / n, 2), "write_wait_ms": round(write_ms / n, 2),
-              "detection_frames": s["detection_frames"], "persons_per_frame": round(len(results) / n, 2)}
+              "detection_frames": s["detection_frames"], "persons_per_frame": round(len(results) / n, 2),
+              "threads_pose": threads, "threads_detector": threads, "threads_opencv": threads}
     return timing, results
 
 
@@ -107,6 +138,8 @@ def main() -> None:
     parser.add_argument("--det-every", type=int, default=5)
     parser.add_argument("--detector", help="person detector ONNX file (YOLOX, RTMDet, Ultralytics) or a published "
                         "detector's name (`fasterpose weights list`, e.g. yolox_tiny_humanart)")
+    parser.add_argument("--arch", nargs="+", default=list(PUBLISHED), choices=[*PUBLISHED, "none"],
+                        help="detector architectures timed with random weights (default: all; none: skip)")
     parser.add_argument("--flip", action="store_true", help="flip test on (default off: the real-time setting)")
     parser.add_argument("--only", choices=("vtest", "clip"), help="run one input only")
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
@@ -115,8 +148,10 @@ def main() -> None:
 
     video = Path(args.video) if args.video else (VTEST if VTEST.is_file() else VTEST_SHORT)
     rows: list[dict[str, Any]] = []
+    archs = [a for a in args.arch if a != "none"]
     with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:
         tmp_dir = Path(tmp)
+        graphs = [build_onnx(a, tmp_dir) for a in archs]
         clip = write_clip(tmp_dir / "clip", seed=args.clip_seed, config=ClipConfig(num_frames=args.clip_frames))
         gt = json.loads(Path(clip["keypoints"]).read_text())
         inputs = {"vtest": (video, read_detections(VTEST_DETS, score_thr=0.3), args.frames),
@@ -131,10 +166,13 @@ def main() -> None:
                        (f"given/{n}", n, None, False), ("given+smooth", 1, None, True)]
             if onnx_det is not None:
                 configs += [("onnx", 1, onnx_det, False), (f"onnx/{n}", n, onnx_det, False)]
+            arch_dets = [(g.name, OnnxDetector(g.path, layout=g.family, threads=threads)) for g in graphs]
             for name, (path, given, max_frames) in inputs.items():
                 if args.only and name != args.only:
                     continue
-                for label, every, det, smooth in configs:
+                at_cost = [(f"{a}~{'' if every == 1 else f'/{every}'}", every, GivenBoxesAtDetectorCost(d, given),
+                            False) for a, d in arch_dets for every in (1, n)]
+                for label, every, det, smooth in configs + at_cost:
                     timing, results = run_video(path, predictor, det, every, given if det is None else None, smooth,
                                                 max_frames, threads, tmp_dir)
                     row = {"input": name, "boxes": label, "threads": threads, **timing}
@@ -144,24 +182,29 @@ def main() -> None:
                     rows.append(row)
                     print(json.dumps(row), flush=True)
 
-    cols = ["input", "boxes", "threads", "fps", "total_ms", "read_wait_ms", "detect_ms", "pose_ms", "model_ms",
-            "track_ms", "smooth_ms", "draw_ms", "write_wait_ms", "recall", "switches_per_100", "kpt_error_px",
-            "jitter_px"]
+    cols = ["input", "boxes", "threads", "fps", "detection_frames", "total_ms", "read_wait_ms", "detect_ms", "pose_ms",
+            "model_ms", "track_ms", "smooth_ms", "draw_ms", "write_wait_ms", "recall", "switches_per_100",
+            "kpt_error_px", "jitter_px"]
+    print(f"\nCPU: {format_cpu()}; threads: the pose model, the detector and OpenCV each get "
+          "the row's threads, and one pipeline thread runs them in turn")
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     # Detection every N frames against every frame, same box source and threads: share of the persons kept.
     for r in rows:
-        if r["input"] == "clip" and "/" in r["boxes"]:
+        if r["input"] == "clip" and "/" in r["boxes"] and "~" not in r["boxes"]:
             base = next(b for b in rows if b["input"] == "clip" and b["threads"] == r["threads"]
                         and b["boxes"] == r["boxes"].split("/")[0])
             print(f"clip, {r['boxes']}, {r['threads']} thread(s): keeps {r['found'] / max(base['found'], 1):.3f} of "
                   f"the persons found with detection on every frame; {r['switches_per_100']:.2f} id switches per "
                   "100 track-frames")
     if args.out:
-        atomic_write_json(args.out, {"cpu": format_cpu(), "platform": platform.platform(),
+        atomic_write_json(args.out, {"cpu": format_cpu(), "cpu_class": cpu_class(), "platform": platform.platform(),
                                      "video": str(video), "det_every": args.det_every, "flip_test": args.flip,
-                                     "clip_seed": args.clip_seed, "rows": rows}, indent=1)
+                                     "clip_seed": args.clip_seed, "detector_graphs": {
+                                         g.name: {"input_size": list(g.input_size), "params": g.params,
+                                                  "gmacs": round(g.gmacs, 3)} for g in graphs},
+                                     "rows": rows}, indent=1)
         print(f"wrote {args.out}")
 
 

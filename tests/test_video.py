@@ -304,12 +304,25 @@ def test_bench_video_runs(tmp_path: Path) -> None:
     out = tmp_path / "video.json"
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_video.py"), "--checkpoint", str(ckpt),
-                           "--frames", "3", "--clip-frames", "6", "--threads", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+                           "--frames", "3", "--clip-frames", "6", "--threads", "1", "--arch", "yolox_nano",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(out.read_text())["rows"]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
     assert [(r["input"], r["boxes"]) for r in rows] == [
-        (i, b) for i in ("vtest", "clip") for b in ("hog", "hog/5", "given", "given/5", "given+smooth")]
+        (i, b) for i in ("vtest", "clip")
+        for b in ("hog", "hog/5", "given", "given/5", "given+smooth", "yolox_nano~", "yolox_nano~/5")]
     assert all(r["frames"] == (3 if r["input"] == "vtest" else 6) for r in rows)
     assert all(0 <= r["recall"] <= 1 for r in rows if r["input"] == "clip")
     assert "| input | boxes |" in proc.stdout
+    assert report["cpu_class"] and report["detector_graphs"]["yolox_nano"]["input_size"] == [416, 416]
+    # The random-weight detector runs on each detection frame for its cost, but the boxes are the given ones:
+    # detector calls and tracking equal the given boxes' rows.
+    by = {(r["input"], r["boxes"]): r for r in rows}
+    for inp in ("vtest", "clip"):
+        for every in ("", "/5"):
+            arch, given = by[(inp, f"yolox_nano~{every}")], by[(inp, f"given{every}")]
+            assert arch["detection_frames"] == given["detection_frames"] and arch["detect_ms"] > 0
+            assert arch["threads_pose"] == arch["threads_detector"] == 1
+            if inp == "clip":
+                assert (arch["recall"], arch["id_switches"]) == (given["recall"], given["id_switches"])

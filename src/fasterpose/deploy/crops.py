@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import IMAGE_SUFFIXES, list_images
-from ..detect.hog import hog_people_boxes
+from ..detect.hog import hog_available, hog_people_boxes
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
 from ..io_utils import read_json
@@ -74,13 +74,6 @@ def coco_person_boxes(ann_file: str | os.PathLike, image_root: str | os.PathLike
     return out
 
 
-def _hog_available() -> bool:
-    """Whether this OpenCV has the HOG people detector (OpenCV 5 removed it)."""
-    import cv2
-
-    return hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
-
-
 def _image_boxes(source: Path) -> list[tuple[Path, np.ndarray | None]]:
     if source.is_dir():
         files = list_images(source)[0]
@@ -122,7 +115,7 @@ def collect_crops(
         kind = "GT boxes"
     else:
         items = _image_boxes(source)
-        use_hog = _hog_available()
+        use_hog = hog_available()
         kind = "HOG boxes" if use_hog else "whole images: this OpenCV has no HOG"
     rng = np.random.default_rng(seed)
     # One (image index, box) entry per person; images are read lazily, each once.

@@ -174,12 +174,6 @@ def as_box_source(source: BoxSource | Callable[[np.ndarray], np.ndarray] | None)
     return DetectorBoxes(source)
 
 
-NO_HOG = ("this OpenCV ({version}) has no HOG people detector (removed in OpenCV 5), the default source of person "
-          "boxes. Name one: a published detector (--detector yolox_tiny_humanart, downloaded once), a detector file "
-          "(--detector FILE.onnx), a detection file (--boxes DETS.json), or --full-image when each image shows one "
-          "person; or install 'opencv-python-headless<5'")
-
-
 def open_box_source(boxes: str | None = None, full_image: bool = False, detector: str | None = None,
                     detector_layout: str | None = None, score_thr: float = 0.3, category_id: int = 1,
                     box_category: int | None = None, threads: int | None = None) -> BoxSource:
@@ -195,10 +189,6 @@ def open_box_source(boxes: str | None = None, full_image: bool = False, detector
 
         return DetectorBoxes(open_detector(detector, layout=detector_layout, score_thr=score_thr, threads=threads),
                              name=f"detector {detector}")
-    if not hog.hog_available():
-        import cv2
-
-        raise DataError(NO_HOG.format(version=cv2.__version__))
-    from . import HogDetector
-
-    return DetectorBoxes(HogDetector(score_thr=score_thr), name="HOG")
+    # HOG, the default: where this OpenCV has none (OpenCV 5), HogDetector raises HogUnavailableError, which names
+    # the other box sources
+    return DetectorBoxes(hog.HogDetector(score_thr=score_thr), name="HOG")
