@@ -8,13 +8,16 @@ import argparse
 import json
 import math
 
+from . import _options as opt
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=float, default=5.0,
+    parser.add_argument("--minutes", type=opt.positive_float, default=5.0,
                         help="training time budget in minutes; the lr schedule runs over it (default 5)")
     parser.add_argument("--out", default="outputs/demo", metavar="DIR",
                         help="output folder: checkpoint, metrics, curves, drawn skeletons (default outputs/demo)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+    parser.add_argument("--threads", type=opt.thread_count, default=None,
+                        help="torch CPU threads (default: one per core)")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="override the demo config (synthetic_fasterpose_r18), e.g. "
                              "--opt model.name=fasterpose_mbv2 (repeatable)")

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..deploy.quantize import DEFAULT_SCHEME, SCHEMES
 from ..errors import CheckpointError, DataError
+from . import _options as opt
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or "
                         "a SimpleBaseline file of MMPose or the official release")
     parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="output ONNX file")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--opset", type=opt.int_range(17), default=17, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="dynamic batch dimension (default: fixed batch 1); lets the predictor run all persons "
                              "of an image in one call")
@@ -40,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "folder of images (HOG person boxes, else the whole image)")
     parser.add_argument("--calib-image-root", metavar="DIR",
                         help="image folder of a --calib json (default: its folder)")
-    parser.add_argument("--calib-size", type=int, default=300, help="number of calibration crops (default 300)")
+    parser.add_argument("--calib-size", type=opt.int_range(8), default=300,
+                        help="number of calibration crops (default 300)")
     parser.add_argument("--int8-scheme", choices=tuple(SCHEMES), default=DEFAULT_SCHEME,
                         help=f"int8 types (default {DEFAULT_SCHEME}: uint8 activations, int8 weights limited to 7 "
                              "bits, accurate on every x86 CPU; u8s8 uses 8-bit weights, which saturate on CPUs "

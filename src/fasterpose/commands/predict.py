@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, DataError
+from . import _options as opt
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "a published one by name, downloaded once (`fasterpose weights list`), e.g. yolox_tiny_humanart")
     parser.add_argument("--detector-layout", choices=("yolox", "rtmdet", "yolox_raw", "ultralytics", "ultralytics_nms"),
                         help="the --detector file's layout (default: read from the graph)")
-    parser.add_argument("--det-every", type=int, default=1, metavar="N",
+    parser.add_argument("--det-every", type=opt.positive_int, default=1, metavar="N",
                         help="videos: detect every N frames, boxes from the last poses between (default 1)")
-    parser.add_argument("--redetect-thr", type=float, default=0.3, metavar="S",
+    parser.add_argument("--redetect-thr", type=opt.fraction, default=0.3, metavar="S",
                         help="videos with --det-every > 1: detect again on the next frame when a person's mean "
                         "keypoint score drops below S and below its score on the last detection frame "
                         "(default 0.3; 0 = never early)")
@@ -79,14 +80,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"),
                         help="default: torch for --checkpoint, onnxruntime for --onnx")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: library default)")
-    parser.add_argument("--det-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
+    parser.add_argument("--threads", type=opt.thread_count, default=None,
+                        help="intra-op threads (default: library default)")
+    parser.add_argument("--det-thr", type=opt.float_range(0.0), default=0.3,
+                        help="minimum box score (default 0.3)")
     parser.add_argument("--box-category", type=int, default=None, metavar="ID",
                         help="category_id of the --boxes entries to read (default: the model's keypoint category)")
-    parser.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score to draw (default 0.3)")
+    parser.add_argument("--kpt-thr", type=opt.fraction, default=0.3,
+                        help="minimum keypoint score to draw (default 0.3)")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test (faster)")
     parser.add_argument("--show-boxes", action="store_true", help="draw the person boxes")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop a video/webcam after N frames")
+    parser.add_argument("--max-frames", type=opt.positive_int, default=None, help="stop a video/webcam after N frames")
     parser.add_argument("--video-format", choices=("mp4", "avi"), default="mp4",
                         help="drawn video container: mp4 (mp4v) or avi (MJPG); default mp4")
     parser.add_argument("--show", action="store_true", help="show frames in a window (needs OpenCV with GUI)")

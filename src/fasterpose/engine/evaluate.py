@@ -10,6 +10,7 @@ from typing import Any
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, DataError
+from ..io_utils import load_yaml
 from ..keypoints.config import flip_enabled
 from . import distributed as D
 from .config import load_config
@@ -94,8 +95,6 @@ def _codec_for_eval(codec: dict[str, Any], overrides: list[str], checkpoint: str
     Overriding an encoding setting (``sigma``, ``unbiased``, sizes) would decode with a different geometry than
     the model learned, so it is refused instead of silently ignored.
     """
-    import yaml
-
     codec = dict(codec)
     for item in overrides:
         key, _, value = item.partition("=")
@@ -106,5 +105,5 @@ def _codec_for_eval(codec: dict[str, Any], overrides: list[str], checkpoint: str
             raise CheckpointError(f"--opt {key.strip()}: {checkpoint} was trained with codec {codec}; only the "
                                   f"decoding settings ({', '.join('data.codec.' + k for k in _DECODE_KEYS)}) can "
                                   "change at evaluation")
-        codec[field] = yaml.safe_load(value)
+        codec[field] = load_yaml(value, f"--opt {key.strip()}: the value")
     return codec
