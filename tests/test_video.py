@@ -260,7 +260,7 @@ def test_predict_video_det_every_with_onnx_detector(clip: dict, tmp_path: Path, 
     cap.release()
     assert main(["predict", str(clip["video"]), "--checkpoint", str(ckpt), "--det-every", "0", "--out",
                  str(tmp_path / "o2")]) == 2
-    assert "--det-every must be >= 1" in capsys.readouterr().err
+    assert "--det-every: must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_pipeline_keeps_boxes_of_merged_poses() -> None:

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fasterpose checkpoint (.pt), published weights by name (`fasterpose weights list`) or "
                         "a SimpleBaseline file of MMPose or the official release")
     parser.add_argument("--out", required=True, metavar="MODEL.onnx", help="output ONNX file")
-    parser.add_argument("--opset", type=opt.int_range(17), default=17, help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="dynamic batch dimension (default: fixed batch 1); lets the predictor run all persons "
                              "of an image in one call")
