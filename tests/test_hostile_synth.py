@@ -74,5 +74,5 @@ def test_sigkill_mid_write_then_the_next_run_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == -9
     assert [k for k in digest(out) if ".tmp." in k]  # the second image, written but never renamed
     assert main(["synth", str(out), *SMALL]) == 0
-    assert sorted(digest(out)) == ["images", "images/000000.jpg", "images/000001.jpg", "images/000002.jpg",
-                                   "person_detections.json", "person_keypoints.json"]
+    assert sorted(digest(out)) == [".fasterpose-written.json", "images", "images/000000.jpg", "images/000001.jpg",
+                                   "images/000002.jpg", "person_detections.json", "person_keypoints.json"]

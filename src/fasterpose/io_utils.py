@@ -317,6 +317,53 @@ def exclusive_folder(folder: str | os.PathLike, what: str) -> Iterator[None]:
         os.close(fd)  # releases the hold
 
 
+#: The file in an output folder that lists what fasterpose wrote there (paths relative to the folder): a later run may
+#: replace or remove those, and nothing else (issue 19: a command never deletes or replaces a user's files).
+WRITTEN_MANIFEST = ".fasterpose-written.json"
+
+
+def written_here(folder: str | os.PathLike) -> set[str]:
+    """The files fasterpose recorded as written into ``folder`` (:data:`WRITTEN_MANIFEST`); empty if none."""
+    manifest = Path(folder) / WRITTEN_MANIFEST
+    try:
+        check_input_file(manifest, "manifest", MAX_CONFIG_BYTES)
+        names = json.loads(manifest.read_text(encoding="utf-8"))
+    except (DataError, OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def claim_outputs(folder: str | os.PathLike, names: list[str], what: str, also_ours: set[str] | None = None,
+                  create: bool = True) -> None:
+    """Before a command writes ``names`` into ``folder``: refuse if any of them is there and fasterpose did not write
+    it (not in the folder's manifest nor in ``also_ours``); otherwise record them in the manifest first, so that a run
+    stopped half-way leaves files the next run knows as its own.
+
+    Args:
+        folder: the output folder (created).
+        names: the paths, relative to ``folder``, the command is about to write.
+        what: the command and folder, for the message (e.g. ``"synth OUT_DIR data/"``).
+        also_ours: files known to be fasterpose's another way (a dataset of an earlier version, without manifest).
+        create: create ``folder`` if needed; ``False``: a folder that does not exist is left to the command (nothing
+            can be in the way there, and it may remove a folder it created when it fails).
+
+    Raises:
+        DataError: listing (up to five of) the files in the way.
+    """
+    folder = Path(folder)
+    if not create and not folder.is_dir():
+        return
+    ours = written_here(folder) | (also_ours or set())
+    in_the_way = [n for n in names if n not in ours and ((folder / n).exists() or (folder / n).is_symlink())]
+    if in_the_way:
+        more = f" and {len(in_the_way) - 5} more" if len(in_the_way) > 5 else ""
+        raise DataError(f"{what}: {folder} already holds {', '.join(in_the_way[:5])}{more}, which fasterpose did not "
+                        f"record writing there ({WRITTEN_MANIFEST}); they would be replaced. Nothing was written: "
+                        "choose an empty or new folder, or move them")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / WRITTEN_MANIFEST, sorted(ours | set(names)))
+
+
 def process_gone(pid: int) -> bool:
     """Whether no process ``pid`` exists (on this machine): its leftover temporary files can go. ``False`` when it
     exists, or when that cannot be known (another user's process)."""

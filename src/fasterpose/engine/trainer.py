@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError, FasterPoseError
-from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
+from ..io_utils import WRITTEN_MANIFEST, atomic_path, atomic_write_text, exclusive_folder
 from ..keypoints import KeypointSet
 from ..keypoints.config import apply_flip_choice, resolve_keypoint_set
 from ..spec import PoseSpec
@@ -313,7 +313,8 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
 
 
 # What a run writes besides its checkpoints: a folder holding only these is a run that failed before its first one.
-_RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "metrics.csv", "curves.png", "val_results.json")
+_RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "metrics.csv", "curves.png", "val_results.json",
+              WRITTEN_MANIFEST)
 
 
 def _remove_run_without_checkpoint(out_dir: Path) -> None:
