@@ -32,3 +32,14 @@ class Stopped(KeyboardInterrupt):
         self.signum = int(signum)
         self.name = signal.Signals(signum).name
         super().__init__(f"stopped by {self.name}")
+
+
+def check_argument(ok: bool, call: str, value: object, expected: str) -> None:
+    """Refuse a value of no use given to a public class or function (``Predictor(None)``, ``Pipeline(None)``) with a
+    message naming the call, the value and what it takes, instead of an ``AttributeError`` from deep inside it.
+
+    Raises:
+        ConfigError: when ``ok`` is false.
+    """
+    if not ok:
+        raise ConfigError(f"{call}: got {value!r} ({type(value).__name__}); expected {expected}")

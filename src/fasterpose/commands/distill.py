@@ -47,7 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..engine.distill import DistillSettings, distill
+    from ..io_utils import claim_outputs
+
+    out = Path(args.out).expanduser()
+    if not args.resume and not any((out / n).exists() for n in ("last.pt", "student.pt")):  # else: "holds a run"
+        claim_outputs(out, ["last.pt", "student.pt", "report.json"], f"--out {out}", create=False)
 
     settings = DistillSettings(student=args.student, student_kwargs=opt.unique_keys(args.student_opt, "--student-opt"),
                                loss=args.loss, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
