@@ -68,8 +68,10 @@ def float_range(low: float | None = None, high: float | None = None, low_open: b
 positive_int = int_range(1)
 #: counts where zero means "none" (warm-up rounds, fine-tuning epochs)
 non_negative_int = int_range(0)
-#: a learning rate, a duration: finite and > 0
+#: a duration, a factor: finite and > 0
 positive_float = float_range(0.0, low_open=True)
+#: a learning rate: > 0 and at most 1e6 (engine/config.MAX_LR: far beyond, the optimizer's float32 overflows)
+learning_rate = float_range(0.0, 1e6, low_open=True)
 #: a score threshold: in [0, 1]
 fraction = float_range(0.0, 1.0)
 #: a generator seed

@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finetune-epochs", type=opt.non_negative_int, default=0,
                         help="phase 2 epochs, end to end (default 0)")
     parser.add_argument("--batch-size", type=opt.positive_int, default=32)
-    parser.add_argument("--lr", type=opt.positive_float, default=2e-3, help="phase 1 learning rate (default 2e-3)")
-    parser.add_argument("--finetune-lr", type=opt.positive_float, default=2e-4,
+    parser.add_argument("--lr", type=opt.learning_rate, default=2e-3, help="phase 1 learning rate (default 2e-3)")
+    parser.add_argument("--finetune-lr", type=opt.learning_rate, default=2e-4,
                         help="phase 2 learning rate (default 2e-4)")
     parser.add_argument("--init-backbone", choices=("auto", "teacher", "imagenet", "none"), default="auto",
                         help="student backbone start: the teacher's where the architecture matches (auto)")
@@ -50,9 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..engine.distill import DistillSettings, distill
-    from ..io_utils import claim_outputs
+    from ..io_utils import check_input_file, claim_outputs
 
     out = Path(args.out).expanduser()
+    for source in map(Path, args.inputs):  # all of them now, not after the teacher's labels of the first ones
+        if not source.is_dir():
+            check_input_file(source, "input (images, folders of images or video files)")
     if not args.resume and not any((out / n).exists() for n in ("last.pt", "student.pt")):  # else: "holds a run"
         claim_outputs(out, ["last.pt", "student.pt", "report.json"], f"--out {out}", create=False)
 

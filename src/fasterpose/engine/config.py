@@ -317,13 +317,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 # Numeric settings and their valid range: (low, high, low inclusive, high inclusive); None = unbounded. NaN is never
 # valid. Checked when a config is built, so a bad value fails before any data is generated or any time is spent.
+# Learning rates: no recipe comes near 1e6; far beyond, the optimizer's float32 arithmetic overflows (a traceback).
+MAX_LR = 1e6
 # Seeds: numpy's generator takes 0 .. 2**32 - 1 (the commands' --seed options: commands/_options.MAX_SEED).
 MAX_SEED = 2**32 - 1
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.seed": (0, MAX_SEED, True, True),
     "data.synthetic.train_seed": (0, MAX_SEED, True, True),
     "data.synthetic.val_seed": (0, MAX_SEED, True, True),
-    "optim.lr": (0.0, None, False, False),
+    "optim.lr": (0.0, MAX_LR, False, True),
     "optim.weight_decay": (0.0, None, True, False),
     "optim.momentum": (0.0, 1.0, True, False),
     "optim.gamma": (0.0, None, False, False),

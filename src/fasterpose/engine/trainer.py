@@ -42,6 +42,7 @@ from ..keypoints import KeypointSet
 from ..keypoints.config import apply_flip_choice, resolve_keypoint_set
 from ..spec import PoseSpec
 from . import distributed as D
+from .checks import check_finite_weights, check_training_data
 from .config import Config, save_config
 from .inference import collate, evaluate_dataset, unwrap
 from .schedule import lr_factor, warmup_length
@@ -284,6 +285,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     cfg = apply_flip_choice(cfg, keypoint_set)  # saved below with the flips it actually uses
     if resume_path is not None:
         _check_resume_fits(cfg, resume_path, keypoint_set)  # before anything in the run folder is touched
+    check_training_data(cfg)  # check-data's checks, before anything is written
     use_amp = cfg.train.amp and dev.type == "cuda"
     cpu_bf16 = dev.type == "cpu" and cpu_bf16_enabled(cfg.train.cpu_amp)
     log_handler = None
@@ -472,9 +474,7 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
         """Save the full training state (rank 0). ``epoch`` = epochs completed, ``batches_done`` in the next."""
         if not main:
             return
-        if not all_finite(unwrap(model)):
-            logger.error("not writing %s: the model has non-finite weights", path.name)
-            return
+        check_finite_weights(unwrap(model), path, step)  # an error, never a checkpoint, never exit 0
         save_checkpoint(path, {
             "spec": spec, "model": unwrap(model).state_dict(), "config": cfg.to_dict(),
             "epoch": epoch, "step": step, "best_ap": best_ap, "optimizer": optimizer.state_dict(),
