@@ -52,18 +52,17 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.distill import DistillSettings, distill
     from ..io_utils import check_input_file, claim_outputs
 
+    settings = DistillSettings(student=args.student, student_kwargs=opt.unique_keys(args.student_opt, "--student-opt"),
+                               loss=args.loss, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
+                               batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
+                               init_backbone=args.init_backbone, mirror=not args.no_mirror, seed=args.seed,
+                               threads=args.threads)
     out = Path(args.out).expanduser()
     for source in map(Path, args.inputs):  # all of them now, not after the teacher's labels of the first ones
         if not source.is_dir():
             check_input_file(source, "input (images, folders of images or video files)")
     if not args.resume and not any((out / n).exists() for n in ("last.pt", "student.pt")):  # else: "holds a run"
         claim_outputs(out, ["last.pt", "student.pt", "report.json"], f"--out {out}", create=False)
-
-    settings = DistillSettings(student=args.student, student_kwargs=opt.unique_keys(args.student_opt, "--student-opt"),
-                               loss=args.loss, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
-                               batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
-                               init_backbone=args.init_backbone, mirror=not args.no_mirror, seed=args.seed,
-                               threads=args.threads)
     report = distill(args.teacher, args.inputs, args.out, settings, boxes=args.boxes, det_thr=args.det_thr,
                      frame_step=args.frame_step, max_crops=args.max_crops, resume=args.resume)
     if args.json:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ...errors import DataError
-from ...io_utils import atomic_write_json, claim_outputs, remove_stale_temporaries, written_here
+from ...io_utils import WRITTEN_MANIFEST, atomic_write_json, claim_outputs, remove_stale_temporaries, written_here
 from ...keypoints import COCO17
 from .config import SynthConfig
 from .detector import _detections
@@ -177,7 +177,8 @@ def generate_dataset(out_dir: str | os.PathLike, num_images: int, seed: int = 0,
                         f"choose another folder or pass overwrite=True (--overwrite)")
     # Only files this generator wrote are ever replaced or removed: a user's own images or json are refused.
     names = [KEYPOINTS_FILE, DETECTIONS_FILE, *(f"{IMAGES_DIR}/{_file_name(i)}" for i in range(int(num_images)))]
-    legacy = _earlier_dataset_files(out) if old is not None else set()
+    # a dataset of a version that wrote no manifest: its json files and numbered images are its own
+    legacy = _earlier_dataset_files(out) if old is not None and not (out / WRITTEN_MANIFEST).exists() else set()
     claim_outputs(out, names, f"synthetic dataset folder {out}", also_ours=legacy)
     ours = written_here(out)
     # Invalidate first: from here until the final json is written the folder is incomplete.
