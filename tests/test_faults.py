@@ -90,6 +90,17 @@ def test_distill_never_replaces_a_users_report(tmp_path: Path, capsys: pytest.Ca
     assert (out / "report.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("name", ["report.json", "people/messi5.jpg"])
+def test_demo_never_replaces_a_users_file(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine"
+    (out / "people").mkdir(parents=True)
+    (out / name).write_text("the user's own")
+    before = digest(out)
+    assert main(["demo", "--out", str(out), "--minutes", "0.01"]) == 2
+    assert_refused(capsys.readouterr().err, name, "would be replaced")
+    assert digest(out) == before
+
+
 # --- hangs: refused at once -----------------------------------------------------------------------------------------
 
 _BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(

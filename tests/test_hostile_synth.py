@@ -28,7 +28,8 @@ def test_out_dir_that_is_a_file(tmp_path: Path, where: str, capsys: pytest.Captu
 @pytest.mark.parametrize("args, message", [
     (["--images", "0"], "--images: must be an integer >= 1, got 0"), (["--images", "-1"], "got -1"),
     (["--size", "99999x99999"], "99999x99999"), (["--size", "abc"], "'abc'"), (["--size", "10x10"], "each 32.."),
-    (["--max-persons", "0"], "--max-persons: must be an integer >= 1"), (["--seed", "-1"], "--seed: must be a seed between 0 and 4294967295, got -1"),
+    (["--max-persons", "0"], "--max-persons: must be an integer >= 1"),
+    (["--seed", "-1"], "--seed: must be a seed between 0 and 4294967295, got -1"),
 ])
 def test_bad_values_refused_before_any_work(tmp_path: Path, args: list[str], message: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
