@@ -19,6 +19,7 @@ from hostile import COCO_ANN, PEOPLE, assert_exit, assert_refused, digest, run_c
 
 from fasterpose.cli import main
 from fasterpose.errors import ConfigError
+from fasterpose.io_utils import read_image
 
 SYNTH = ["--images", "2", "--size", "64x64"]
 
@@ -134,6 +135,21 @@ def test_inputs_that_would_hang_are_refused_at_once(tmp_path: Path, tiny_model: 
     proc = run_cli(args, timeout=120)
     assert_exit(proc, 2, needle)
     assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+
+def test_an_image_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """``io_utils.read_image``, which training, calibration and export's --eval read images with: a FIFO named like
+    an image is refused (in a subprocess with a timeout: a regression would hang, not fail, in-process)."""
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "photo.jpg")
+    code = ("import sys\nfrom fasterpose.io_utils import read_image\nfrom fasterpose.errors import DataError\n"
+            "try:\n    read_image(sys.argv[1])\nexcept DataError as e:\n    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "photo.jpg")], capture_output=True, text=True,
+                          timeout=60)
+    assert "photo.jpg is not a regular file" in proc.stdout, proc.stderr[-2000:]
+    assert read_image(PEOPLE / "messi5.jpg").shape[2] == 3 and read_image(tmp_path / "none.jpg") is None
 
 
 # --- tracebacks from values: a message naming the value, exit 2 -------------------------------------------------------

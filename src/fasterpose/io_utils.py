@@ -104,6 +104,22 @@ def check_input_file(path: str | os.PathLike, what: str, max_bytes: int | None =
     return path
 
 
+def read_image(path: str | os.PathLike, flags: int | None = None) -> Any:
+    """``cv2.imread`` of a user's image, after :func:`check_input_file`'s kind check: a FIFO or a device named like an
+    image is refused (``imread`` would wait on it for ever). Returns ``None`` where ``imread`` does: a missing file or
+    one OpenCV cannot decode (each caller says which in its own words).
+
+    Raises:
+        DataError: ``path`` exists and is not a regular file.
+    """
+    import cv2
+
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        check_input_file(path, "image")  # raises, naming the kind
+    return cv2.imread(str(path), cv2.IMREAD_COLOR if flags is None else flags)
+
+
 #: Most YAML nodes a document may expand to once its aliases (``*name``) are followed: a real config has a few
 #: hundred; nested aliases ("billion laughs") would expand to billions and hang whatever walks the result.
 MAX_YAML_NODES = 100_000

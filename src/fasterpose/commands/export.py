@@ -58,17 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) -> tuple[list[dict], np.ndarray]:
     """Predict every GT person box of ``ann_file`` with an exported model; COCO results (raw box/keypoint scores)."""
-    import cv2
-
     from ..deploy.crops import coco_person_boxes
     from ..deploy.predictor import Predictor
     from ..evaluation.coco import make_results, oks_sigmas
-    from ..io_utils import read_json
+    from ..io_utils import read_image, read_json
 
     predictor = Predictor(onnx_path, backend="onnxruntime")
     image_ids, keypoints, areas = [], [], []
     for image_id, path, boxes in coco_person_boxes(ann_file, image_root, "--eval"):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             raise DataError(f"cannot read image {path} listed in {ann_file}")
         people = predictor(image, boxes)
