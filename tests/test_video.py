@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import cv2
@@ -64,7 +65,12 @@ def test_clip_never_replaces_another(clip: dict, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a clip of ours"):
         write_clip(mine, config=SMALL)
     assert (mine / "clip.avi").read_bytes() == b"my holiday video"
-    assert write_clip(mine, config=ClipConfig(num_frames=2, size=(64, 64)), overwrite=True)["frames"] == 2
+    with pytest.raises(DataError, match="clip.avi, which fasterpose did not record writing there"):
+        write_clip(mine, config=ClipConfig(num_frames=2, size=(64, 64)), overwrite=True)  # a clip of ours only
+    assert (mine / "clip.avi").read_bytes() == b"my holiday video"
+    ours = tmp_path / "ours"
+    shutil.copytree(folder, ours)
+    assert write_clip(ours, seed=4, config=SMALL, overwrite=True)["frames"] == SMALL.num_frames  # ours: replaced
 
 
 def test_clip_config_errors() -> None:
