@@ -116,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    with stop_on_signals() as received:
-        status = _run(args)
+    status = 0
+    try:
+        with stop_on_signals() as received:
+            status = _run(args)
+    except Stopped:  # arrived after the command returned, before the handlers were restored
+        pass
     if received and status != stopped_status(received[0]):  # the command kept its results and returned
         print(f"fasterpose {args.command}: stopped by {signal.Signals(received[0]).name}; what was finished is kept",
               file=sys.stderr)

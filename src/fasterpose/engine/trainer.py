@@ -472,9 +472,9 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
 
     def checkpoint(path: Path, epoch: int, batches_done: int) -> None:
         """Save the full training state (rank 0). ``epoch`` = epochs completed, ``batches_done`` in the next."""
+        check_finite_weights(unwrap(model), path, step)  # every rank (same weights): an error, never a checkpoint
         if not main:
             return
-        check_finite_weights(unwrap(model), path, step)  # an error, never a checkpoint, never exit 0
         save_checkpoint(path, {
             "spec": spec, "model": unwrap(model).state_dict(), "config": cfg.to_dict(),
             "epoch": epoch, "step": step, "best_ap": best_ap, "optimizer": optimizer.state_dict(),
