@@ -92,8 +92,8 @@ class Pipeline:
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
                  max_missed: int = 30, max_jump_iou: float = 0.5) -> None:
-        check_argument(hasattr(predictor, "predict") and hasattr(predictor, "keypoint_set"), "Pipeline(predictor)",
-                       predictor, "a fasterpose.Predictor")
+        check_argument(callable(predictor) and hasattr(predictor, "keypoint_set"), "Pipeline(predictor)", predictor,
+                       "a fasterpose.Predictor")
         if int(det_every) < 1:
             raise ValueError(f"det_every must be >= 1, got {det_every}")
         if not fps > 0:
