@@ -116,7 +116,7 @@ def test_resume_after_sigterm_from_the_cli(tmp_path: Path, reference: tuple[Path
     proc = run_cli(args, prelude=prelude)
     assert_exit(proc, 128 + signal.SIGTERM, "stopped by SIGTERM")
     assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == stop_at - 1
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary files are left behind"
+    assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name], "no temporary files are left behind"
     with restore_torch_state():
         assert main(["train", "--resume", str(tmp_path / "last.pt"), "--device", "cpu"]) == 0
     assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == total
