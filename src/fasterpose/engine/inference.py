@@ -193,7 +193,7 @@ def evaluate_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCod
 
 def _pck_stats(dataset: Any, preds: dict[str, Any], keypoint_set: KeypointSet) -> dict[str, Any]:
     """PCK@0.2 of the ground-truth box size, AUC and EPE of predictions on a dataset with ground-truth boxes."""
-    from .pck import pck
+    from ..evaluation.pck import pck
 
     index = preds["index"]
     gt = np.asarray(dataset.gt_keypoints, dtype=np.float64)[index]
@@ -205,7 +205,7 @@ def _pck_stats(dataset: Any, preds: dict[str, Any], keypoint_set: KeypointSet) -
 
 def _pckh_stats(dataset: Any, preds: dict[str, Any]) -> dict[str, Any]:
     """PCKh of MPII predictions against the dataset's ground truth (official head sizes when it has them)."""
-    from .pckh import head_sizes_from_joints, pckh
+    from ..evaluation.pckh import head_sizes_from_joints, pckh
 
     index = preds["index"]
     gt = np.asarray(dataset.gt_joints, dtype=np.float64)[index]
