@@ -146,6 +146,19 @@ def test_training_stopped_by_sigterm_with_workers_in_its_process_group(tmp_path:
     assert _epoch(run / "last.pt") == 1 and not _temporaries(run)
 
 
+def test_distill_keeps_its_last_epoch_and_resumes(tiny_run: Path, tmp_path: Path) -> None:
+    """SIGTERM before the second epoch's ``last.pt``: exit 143, the first epoch's checkpoint complete, no student and
+    no temporary file; ``--resume`` finishes the run (test_distill.py shows the resumed run is exact)."""
+    out = tmp_path / "student"
+    args = ["distill", PEOPLE, "--teacher", tiny_run / "last.pt", "--full-image", "--epochs", "2", "--batch-size",
+            "4", "--threads", "1", "--out", out]
+    proc = run_cli(args, prelude=self_signal("fasterpose.engine.distill:save_checkpoint", 2, "SIGTERM"))
+    assert_exit(proc, 143, "stopped by SIGTERM")
+    assert (out / "last.pt").is_file() and not (out / "student.pt").exists() and not _temporaries(out)
+    assert main([*map(str, args), "--resume", "--json"]) == 0
+    assert (out / "student.pt").is_file()
+
+
 # --- the suite passes however it is started ------------------------------------------------------------------------
 
 def test_signal_tests_pass_when_the_suite_starts_with_sigint_ignored() -> None:
