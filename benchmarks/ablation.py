@@ -268,12 +268,13 @@ def reeval_run(variant: str, seed: int, base_dir: Path, decode_overrides: list[s
     """
     import torch
 
-    from fasterpose.checkpoint import load_checkpoint, model_from_checkpoint
+    from fasterpose.checkpoint import load_checkpoint
     from fasterpose.codec import HeatmapCodec
     from fasterpose.engine.config import load_config
     from fasterpose.engine.inference import evaluate_dataset
     from fasterpose.engine.trainer import build_dataset
     from fasterpose.keypoints import get_keypoint_set
+    from fasterpose.models import model_from_checkpoint
 
     torch.set_num_threads(threads)
     ckpt_path = base_dir / "last.pt"

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent
 
 
 def _eval(checkpoint: Path, cfg, val_boxes: str = "gt") -> dict:
-    from fasterpose.checkpoint import model_from_checkpoint
     from fasterpose.codec import HeatmapCodec
     from fasterpose.engine.inference import evaluate_dataset
     from fasterpose.engine.trainer import build_dataset
+    from fasterpose.models import model_from_checkpoint
 
     model, spec = model_from_checkpoint(checkpoint)
     codec = HeatmapCodec(**spec.codec)

@@ -10,6 +10,7 @@ import hashlib
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,14 +51,27 @@ def self_signal(target: str, at: int, signal: str, before: str = "pass") -> str:
     return _SELF_SIGNAL.format(module=module, owner=owner, name=name, at=at, signal=signal, before=before)
 
 
+def default_signals() -> None:
+    """In a child process before it starts (``preexec_fn``): the signal dispositions a command gets from an interactive
+    shell. A test suite started as a background job (``nohup pytest &``, ``pytest &`` in a script) runs with SIGINT
+    ignored, and children inherit that: the tests that send SIGINT, SIGTERM or SIGHUP set what they rely on."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 def run_cli(args: list[str], prelude: str = "", file_size_limit: int | None = None, wrapper: list[str] | None = None,
-            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+            cwd: Path | None = None, timeout: float = 300, ignore: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run ``fasterpose ARGS`` in a fresh Python (with this checkout's ``PYTHONPATH``), optionally after ``prelude``,
     under a file-size limit (``ulimit -f``: writes beyond it fail with EFBIG, like a full disk) or inside ``wrapper``
-    (e.g. a mount namespace). Returns the finished process (text output)."""
+    (e.g. a mount namespace). The child starts with the default signal dispositions (:func:`default_signals`), except
+    the signals named in ``ignore`` (``"SIGINT"``: as under ``nohup cmd &``). Returns the finished process (text
+    output)."""
     code = f"{prelude}\nimport sys\nfrom fasterpose.cli import main\nsys.exit(main(sys.argv[1:]))"
 
     def limit() -> None:
+        default_signals()
+        for name in ignore:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
         if file_size_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 

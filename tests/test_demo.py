@@ -94,7 +94,7 @@ def test_demo_recipe_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_demo_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--minutes", "0"]) == 2
-    assert "--minutes must be a positive" in capsys.readouterr().err
+    assert "--minutes: must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_demo_device_and_its_recipe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

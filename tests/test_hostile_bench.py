@@ -16,7 +16,8 @@ QUICK = ["--models", "fasterpose_shufflev2", "--backends", "torch", "--repeats",
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--threads", "0"], "--threads"), (["--threads", "100000"], "--threads must be between 1 and 1024"),
+    (["--threads", "0"], "--threads"),
+    (["--threads", "100000"], "--threads: must be a thread count between 1 and 1024"),
     (["--batch", "-1"], "--batch"), (["--repeats", "0"], "--repeats"), (["--warmup", "-1"], "--warmup"),
     (["--input-size", "250x190"], "multiples of 32"), (["--input-size", "0x0"], "'0x0'"),
     (["--backends", "tensorflow"], "--backends must be a subset"), (["--models", " , "], "--models is empty"),

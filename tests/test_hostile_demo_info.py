@@ -30,9 +30,9 @@ def test_demo_never_replaces_a_training_run(tiny_run: Path, capsys: pytest.Captu
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--minutes", "nan"], "--minutes must be a positive, finite"), (["--minutes", "inf"], "got inf"),
-    (["--minutes", "0"], "got 0.0"), (["--minutes", "-3"], "got -3.0"), (["--threads", "0"], "--threads"),
-    (["--threads", "100000"], "--threads must be between 1 and 1024"),
+    (["--minutes", "nan"], "--minutes: must be a finite number > 0"), (["--minutes", "inf"], "got inf"),
+    (["--minutes", "0"], "got 0"), (["--minutes", "-3"], "got -3"), (["--threads", "0"], "--threads"),
+    (["--threads", "100000"], "--threads: must be a thread count between 1 and 1024"),
 ])
 def test_demo_bad_numbers(tmp_path: Path, args: list[str], message: str,
                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +43,7 @@ def test_demo_bad_numbers(tmp_path: Path, args: list[str], message: str,
 
 
 @pytest.mark.parametrize("args, message", [
-    (["fasterpose_r18", "--num-keypoints", "0"], "num_keypoints must be >= 1"),
+    (["fasterpose_r18", "--num-keypoints", "0"], "--num-keypoints: must be an integer >= 1, got 0"),
     (["fasterpose_r18", "--input-size", "0x0"], "'0x0'"), (["fasterpose_r9000"], "unknown model 'fasterpose_r9000'"),
     (["fasterpose_r18", "--num-keypoints", "100000000"], "ran out of memory"),  # a traceback from PyTorch before
 ])

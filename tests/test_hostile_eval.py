@@ -54,7 +54,7 @@ def test_damaged_checkpoints(tiny_run: Path, tmp_path: Path, damage: str, messag
 
 
 @pytest.mark.parametrize("case, message", [
-    ("bad_yaml", "not valid YAML"), ("batch_zero", "eval.batch_size must be >= 1"),
+    ("bad_yaml", "not valid YAML"), ("batch_zero", "--batch-size: must be an integer >= 1, got 0"),
     ("unknown_key", "unknown config key 'eval.nokey'"), ("boxes_device", "/dev/null"),
     ("nms_nan", "eval.nms_thr"),
 ])

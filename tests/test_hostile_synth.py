@@ -26,9 +26,10 @@ def test_out_dir_that_is_a_file(tmp_path: Path, where: str, capsys: pytest.Captu
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--images", "0"], "num_images must be >= 1, got 0"), (["--images", "-1"], "got -1"),
+    (["--images", "0"], "--images: must be an integer >= 1, got 0"), (["--images", "-1"], "got -1"),
     (["--size", "99999x99999"], "99999x99999"), (["--size", "abc"], "'abc'"), (["--size", "10x10"], "each 32.."),
-    (["--max-persons", "0"], "--max-persons must be >= 1"), (["--seed", "-1"], "seed must be >= 0"),
+    (["--max-persons", "0"], "--max-persons: must be an integer >= 1"),
+    (["--seed", "-1"], "--seed: must be a seed between 0 and 4294967295, got -1"),
 ])
 def test_bad_values_refused_before_any_work(tmp_path: Path, args: list[str], message: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,5 +75,5 @@ def test_sigkill_mid_write_then_the_next_run_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == -9
     assert [k for k in digest(out) if ".tmp." in k]  # the second image, written but never renamed
     assert main(["synth", str(out), *SMALL]) == 0
-    assert sorted(digest(out)) == ["images", "images/000000.jpg", "images/000001.jpg", "images/000002.jpg",
-                                   "person_detections.json", "person_keypoints.json"]
+    assert sorted(digest(out)) == [".fasterpose-written.json", "images", "images/000000.jpg", "images/000001.jpg",
+                                   "images/000002.jpg", "person_detections.json", "person_keypoints.json"]

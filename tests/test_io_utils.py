@@ -84,7 +84,8 @@ def test_exclusive_folder_refuses_a_second_holder_and_adds_nothing(tmp_path: Pat
     ("latin1", r"x\.json: not a UTF-8 text file; the annotation file must be a JSON document; pass a COCO json"),
     ("invalid", r"x\.json: not valid JSON \(Expecting ',' delimiter at line 2, column 9\); the annotation file"),
     ("deep", r"x\.json: JSON nested too deeply to be the annotation file; pass a COCO json"),
-    ("device", r"/dev/zero: is not a regular file \(a device or socket\), not the annotation file; pass a COCO"),
+    ("device", r"/dev/zero: is not a regular file \(a FIFO, device or socket\), not the annotation file; reading it "
+               r"could wait for ever; pass a COCO"),
     ("unreadable", r"mem: the annotation file could not be read \(Input/output error\); pass a COCO json"),
 ])
 def test_read_json_failures_name_the_file_kind_and_remedy(tmp_path: Path, case: str, message: str) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _engine_utils import load_weights, restore_torch_state, tiny_config
+from _engine_utils import TINY, load_weights, restore_torch_state, tiny_config
+from hostile import assert_exit, run_cli
 
 from fasterpose.cli import main
 from fasterpose.engine.trainer import train
@@ -97,4 +98,26 @@ def test_resume_after_sigkill_from_the_cli(tmp_path: Path, reference: tuple[Path
     with restore_torch_state():
         assert main(["train", "--resume", str(tmp_path / "last.pt"), "--device", "cpu"]) == 0
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == total
+    _assert_same_weights(tmp_path / "last.pt", ref_ckpt)
+
+
+def test_resume_after_sigterm_from_the_cli(tmp_path: Path, reference: tuple[Path, int, int]) -> None:
+    """A scheduler's SIGTERM (Slurm, Kubernetes, docker stop) in the middle of an epoch: exit 143 with a message,
+    the last checkpoint complete and no temporary file; ``fasterpose train --resume`` then ends with exactly the
+    weights of the uninterrupted run."""
+    ref_ckpt, total, per_epoch = reference
+    stop_at = per_epoch + 1  # odd: the last checkpoint is one iteration older
+    prelude = ("import os, signal\nimport fasterpose.engine.trainer as _t\n_train0 = _t.train\n"
+               f"_t.train = lambda *a, **k: _train0(*a, **k, on_iteration=lambda it: it == {stop_at} and "
+               "os.kill(os.getpid(), signal.SIGTERM))\n")
+    args = ["train", "synthetic_fasterpose_r18", "--out", str(tmp_path), "--device", "cpu"]
+    for o in (*TINY, *SETTINGS):
+        args += ["--opt", o]
+    proc = run_cli(args, prelude=prelude)
+    assert_exit(proc, 128 + signal.SIGTERM, "stopped by SIGTERM")
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == stop_at - 1
+    assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name], "no temporary files are left behind"
+    with restore_torch_state():
+        assert main(["train", "--resume", str(tmp_path / "last.pt"), "--device", "cpu"]) == 0
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == total
     _assert_same_weights(tmp_path / "last.pt", ref_ckpt)

@@ -55,7 +55,7 @@ def test_determinism(dataset: dict, tmp_path: Path) -> None:
     h0, h1, h2 = _hashes(Path(dataset["root"])), _hashes(Path(again["root"])), _hashes(Path(other["root"]))
     assert h0 == h1
     assert h0.keys() == h2.keys()
-    assert all(h0[k] != h2[k] for k in h0)
+    assert all(h0[k] != h2[k] for k in h0 if k != ".fasterpose-written.json")  # the list of names is the same
 
 
 def test_prefix_property_and_unique_ids(dataset: dict, gt: dict, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import cv2
@@ -65,7 +66,12 @@ def test_clip_never_replaces_another(clip: dict, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a clip of ours"):
         write_clip(mine, config=SMALL)
     assert (mine / "clip.avi").read_bytes() == b"my holiday video"
-    assert write_clip(mine, config=ClipConfig(num_frames=2, size=(64, 64)), overwrite=True)["frames"] == 2
+    with pytest.raises(DataError, match="clip.avi, which fasterpose did not record writing there"):
+        write_clip(mine, config=ClipConfig(num_frames=2, size=(64, 64)), overwrite=True)  # a clip of ours only
+    assert (mine / "clip.avi").read_bytes() == b"my holiday video"
+    ours = tmp_path / "ours"
+    shutil.copytree(folder, ours)
+    assert write_clip(ours, seed=4, config=SMALL, overwrite=True)["frames"] == SMALL.num_frames  # ours: replaced
 
 
 def test_clip_config_errors() -> None:
@@ -261,7 +267,7 @@ def test_predict_video_det_every_with_onnx_detector(clip: dict, tmp_path: Path, 
     cap.release()
     assert main(["predict", str(clip["video"]), "--checkpoint", str(ckpt), "--det-every", "0", "--out",
                  str(tmp_path / "o2")]) == 2
-    assert "--det-every must be >= 1" in capsys.readouterr().err
+    assert "--det-every: must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_pipeline_keeps_boxes_of_merged_poses() -> None:

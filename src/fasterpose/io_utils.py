@@ -57,6 +57,129 @@ def not_a_file(path: str | os.PathLike) -> str:
     return "is a directory, not a file" if path.is_dir() else "is not a regular file (a device, FIFO or socket)"
 
 
+# Largest input file of each kind read whole into memory; far above any real one, far below what would exhaust memory.
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a YAML config is a few KB
+MAX_JSON_BYTES = 4 << 30  # 4 GiB: COCO train2017's annotations are ~450 MB, detection files larger
+
+
+def shell_pipe(path: Path, mode: int) -> bool:
+    """Whether ``path`` is a pipe a shell handed over (``<(cmd)`` gives ``/dev/fd/63``): its writer exists, so reading
+    it ends. A named FIFO elsewhere may have no writer ever, and reading it would wait for ever."""
+    return stat.S_ISFIFO(mode) and str(path).startswith(("/dev/fd/", "/proc/self/fd/"))
+
+
+def check_input_file(path: str | os.PathLike, what: str, max_bytes: int | None = None, pipes: bool = False) -> Path:
+    """Check a user's input before opening it: it exists, it is a regular file (a FIFO would block the read for
+    ever, ``/dev/zero`` never end), and it is not larger than ``max_bytes``. Every file a command reads goes through
+    here or through :func:`read_json`, so every kind of wrong path fails the same clear way, before any work.
+
+    Args:
+        path: the file (a symlink is followed).
+        what: how the user named it, for the message (e.g. ``"config file"``, ``"--checkpoint"``).
+        max_bytes: the largest size accepted (``None``: no limit).
+        pipes: accept a pipe too (``<(...)`` in a shell gives ``/dev/fd/63``; its writer is there, so it ends).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        DataError: naming ``what``, the path and what is wrong with it.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise DataError(f"{what} {path} cannot be read ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(mode) and not (pipes and shell_pipe(path, mode)):
+        raise DataError(f"{what} {path} is not a regular file (a FIFO, device or socket); reading it could wait for "
+                        "ever. Give a file")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise DataError(f"{what} {path} is {size:,} bytes, more than the {max_bytes:,} such a file can be; is it the "
+                        "right file?")
+    return path
+
+
+def read_image(path: str | os.PathLike, flags: int | None = None) -> Any:
+    """``cv2.imread`` of a user's image, after :func:`check_input_file`'s kind check: a FIFO or a device named like an
+    image is refused (``imread`` would wait on it for ever). Returns ``None`` where ``imread`` does: a missing file or
+    one OpenCV cannot decode (each caller says which in its own words).
+
+    Raises:
+        DataError: ``path`` exists and is not a regular file.
+    """
+    import cv2
+
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        check_input_file(path, "image")  # raises, naming the kind
+    return cv2.imread(str(path), cv2.IMREAD_COLOR if flags is None else flags)
+
+
+#: Most YAML nodes a document may expand to once its aliases (``*name``) are followed: a real config has a few
+#: hundred; nested aliases ("billion laughs") would expand to billions and hang whatever walks the result.
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_nodes(node: Any, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (memoised per node: linear time)."""
+    import yaml
+
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise ValueError("an alias refers to the node that contains it (a structure without end)")
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_nodes(n, sizes, open_) for n in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_nodes(k, sizes, open_) + _expanded_nodes(v, sizes, open_) for k, v in node.value)
+    open_.discard(key)
+    sizes[key] = min(total, MAX_YAML_NODES + 1)  # capped: the sums stay small numbers
+    return sizes[key]
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """Parse YAML safely (no objects built, see ``yaml.safe_load``) and bounded: a document whose aliases expand to
+    more than :data:`MAX_YAML_NODES` nodes, or that refers to itself, is refused.
+
+    Args:
+        text: the YAML text.
+        what: what it is, for the message (``"config file x.yaml"``, ``"--opt model.kwargs=..."``).
+
+    Raises:
+        ConfigError: invalid YAML (with where), or a document built to expand without end.
+    """
+    import yaml
+
+    from .errors import ConfigError
+
+    class BoundedLoader(yaml.SafeLoader):
+        def construct_document(self, node: Any) -> Any:
+            try:
+                size = _expanded_nodes(node, {}, set())
+            except (ValueError, RecursionError) as e:
+                reason = str(e) if isinstance(e, ValueError) else "nested too deeply"
+                raise ConfigError(f"{what}: refused YAML: {reason}") from None
+            if size > MAX_YAML_NODES:
+                raise ConfigError(f"{what}: refused YAML: its aliases (*name) expand to more than {MAX_YAML_NODES:,} "
+                                  "values; a config never needs that many. Write the values out")
+            return super().construct_document(node)
+
+    try:
+        return yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: refused YAML: nested too deeply") from None
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC: parsing a big JSON file creates millions of containers and would trigger ~all collections
@@ -74,7 +197,8 @@ def read_json(path: str | os.PathLike, kind: str, hint: str, pause_gc: bool = Fa
     """Parse a user's JSON file; every way it can fail is a :class:`DataError` naming the file and what to do.
 
     Args:
-        path: the file; pipes (``/dev/fd/63`` from a shell's ``<(...)``) are read like files, devices refused.
+        path: the file; a shell's pipe (``/dev/fd/63`` from ``<(...)``) is read like a file; devices, sockets and
+            named FIFOs (``mkfifo``: nothing may ever write them) are refused.
         kind: what the file should be, for messages: ``"annotation"`` gives "... the annotation file ...".
         hint: what to do instead, e.g. ``"pass a COCO keypoint annotation json"``.
         pause_gc: pause the cyclic GC while parsing (large annotation files load about twice as fast).
@@ -90,8 +214,12 @@ def read_json(path: str | os.PathLike, kind: str, hint: str, pause_gc: bool = Fa
         raise DataError(f"{path}: {kind} file does not exist; {hint}")
     try:
         mode = path.stat().st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # /dev/zero would be read for ever
-            raise DataError(f"{path}: is not a regular file (a device or socket), not the {kind} file; {hint}")
+        if not (stat.S_ISREG(mode) or shell_pipe(path, mode)):  # /dev/zero would be read for ever, a FIFO wait for ever
+            raise DataError(f"{path}: is not a regular file (a FIFO, device or socket), not the {kind} file; reading "
+                            f"it could wait for ever; {hint}")
+        if stat.S_ISREG(mode) and path.stat().st_size > MAX_JSON_BYTES:
+            raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_JSON_BYTES:,} a {kind} file "
+                            f"can be; {hint}")
         with open(path, encoding="utf-8") as f, (gc_paused() if pause_gc else contextlib.nullcontext()):
             return json.load(f)
     except json.JSONDecodeError as e:
@@ -203,6 +331,53 @@ def exclusive_folder(folder: str | os.PathLike, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the hold
+
+
+#: The file in an output folder that lists what fasterpose wrote there (paths relative to the folder): a later run may
+#: replace or remove those, and nothing else (issue 19: a command never deletes or replaces a user's files).
+WRITTEN_MANIFEST = ".fasterpose-written.json"
+
+
+def written_here(folder: str | os.PathLike) -> set[str]:
+    """The files fasterpose recorded as written into ``folder`` (:data:`WRITTEN_MANIFEST`); empty if none."""
+    manifest = Path(folder) / WRITTEN_MANIFEST
+    try:
+        check_input_file(manifest, "manifest", MAX_CONFIG_BYTES)
+        names = json.loads(manifest.read_text(encoding="utf-8"))
+    except (DataError, OSError, ValueError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def claim_outputs(folder: str | os.PathLike, names: list[str], what: str, also_ours: set[str] | None = None,
+                  create: bool = True) -> None:
+    """Before a command writes ``names`` into ``folder``: refuse if any of them is there and fasterpose did not write
+    it (not in the folder's manifest nor in ``also_ours``); otherwise record them in the manifest first, so that a run
+    stopped half-way leaves files the next run knows as its own.
+
+    Args:
+        folder: the output folder (created).
+        names: the paths, relative to ``folder``, the command is about to write.
+        what: the command and folder, for the message (e.g. ``"synth OUT_DIR data/"``).
+        also_ours: files known to be fasterpose's another way (a dataset of an earlier version, without manifest).
+        create: create ``folder`` if needed; ``False``: a folder that does not exist is left to the command (nothing
+            can be in the way there, and it may remove a folder it created when it fails).
+
+    Raises:
+        DataError: listing (up to five of) the files in the way.
+    """
+    folder = Path(folder)
+    if not create and not folder.is_dir():
+        return
+    ours = written_here(folder) | (also_ours or set())
+    in_the_way = [n for n in names if n not in ours and ((folder / n).exists() or (folder / n).is_symlink())]
+    if in_the_way:
+        more = f" and {len(in_the_way) - 5} more" if len(in_the_way) > 5 else ""
+        raise DataError(f"{what}: {folder} already holds {', '.join(in_the_way[:5])}{more}, which fasterpose did not "
+                        f"record writing there ({WRITTEN_MANIFEST}); they would be replaced. Nothing was written: "
+                        "choose an empty or new folder, or move them")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / WRITTEN_MANIFEST, sorted(ours | set(names)))
 
 
 def process_gone(pid: int) -> bool:

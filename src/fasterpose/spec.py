@@ -92,7 +92,7 @@ class PoseSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PoseSpec:
         if not isinstance(d, dict):
-            raise ValueError(f"a PoseSpec is a JSON object / dict, got {type(d).__name__}")
+            raise ValueError(f"a PoseSpec must be a mapping of its fields, got {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:

@@ -11,6 +11,7 @@ import argparse
 import json
 
 from ..errors import ConfigError
+from . import _options as opt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,16 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated model names (default fasterpose_r50,simplebaseline_r50)")
     parser.add_argument("--checkpoint", metavar="CKPT", help="benchmark this checkpoint's model instead of --models")
     parser.add_argument("--input-size", default="256x192", metavar="HxW", help="input height x width (default 256x192)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    parser.add_argument("--batch", type=opt.positive_int, default=1, help="batch size (default 1)")
+    parser.add_argument("--threads", type=opt.thread_count, default=1, help="intra-op threads (default 1)")
     parser.add_argument("--int8", action="store_true", help="add onnxruntime int8 rows (QDQ static quantisation)")
     parser.add_argument("--calib", metavar="DATA",
                         help="real calibration data for --int8 (default: random inputs; latency is unaffected)")
     parser.add_argument("--int8-scheme", default="u8s8_7bit", choices=("u8s8_7bit", "u8s8", "u8u8", "s8s8"),
                         help="int8 types of the --int8 rows (default u8s8_7bit, as `fasterpose export --int8`)")
     parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch,onnxruntime")
-    parser.add_argument("--repeats", type=int, default=50, help="timed repetitions (default 50)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up rounds (default 10)")
+    parser.add_argument("--repeats", type=opt.positive_int, default=50, help="timed repetitions (default 50)")
+    parser.add_argument("--warmup", type=opt.non_negative_int, default=10, help="untimed warm-up rounds (default 10)")
     parser.add_argument("--json", action="store_true", help="print only a JSON array (one object per row)")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON array to FILE")
 

@@ -12,6 +12,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from . import _options as opt
+
 if TYPE_CHECKING:
     from ..data.check import DataReport
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image folder (default: where training would look: next to the annotation file)")
     parser.add_argument("--category", default=None, metavar="NAME",
                         help="keypoint category to check when the file has several (name or id)")
-    parser.add_argument("--decode", type=int, default=200, metavar="N",
+    parser.add_argument("--decode", type=opt.non_negative_int, default=200, metavar="N",
                         help="decode at most N images, evenly spaced (existence is checked for all; default 200)")
     parser.add_argument("--no-images", action="store_true", help="check the annotations only")
     parser.add_argument("--json", action="store_true", help="print one JSON object, nothing else")

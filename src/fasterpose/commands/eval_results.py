@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import _options as opt
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("annotations", metavar="ANNOTATIONS.json", help="COCO person keypoint annotation json")
@@ -20,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nms = parser.add_mutually_exclusive_group()
     nms.add_argument("--no-nms", action="store_true", help="no OKS-NMS (default: per-image OKS-NMS)")
     nms.add_argument("--soft-nms", action="store_true", help="soft OKS-NMS (HRNet's, Gaussian) instead of OKS-NMS")
-    parser.add_argument("--nms-thr", type=float, default=0.9,
+    parser.add_argument("--nms-thr", type=opt.float_range(0.0, 1.0, low_open=True), default=0.9,
                         help="OKS threshold of the NMS, also the soft-NMS parameter as in HRNet (default 0.9)")
-    parser.add_argument("--kpt-thr", type=float, default=0.2,
+    parser.add_argument("--kpt-thr", type=opt.fraction, default=0.2,
                         help="keypoint score threshold of the rescoring (default 0.2)")
 
 

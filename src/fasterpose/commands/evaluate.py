@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import _options as opt
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=None,
@@ -27,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flip.add_argument("--flip", dest="flip", action="store_true", default=None,
                       help="flip test (default: eval.flip_test)")
     flip.add_argument("--no-flip", dest="flip", action="store_false", help="no flip test")
-    parser.add_argument("--batch-size", type=int, default=None, help="per-device batch (default: eval.batch_size)")
+    parser.add_argument("--batch-size", type=opt.positive_int, default=None,
+                        help="per-device batch (default: eval.batch_size)")
     parser.add_argument("--results", default=None, metavar="PATH", help="also write the COCO results json here")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cuda if available")
     parser.add_argument("--json", action="store_true", help="print one JSON object, nothing else")

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..deploy.quantize import DEFAULT_SCHEME, SCHEMES
 from ..errors import CheckpointError, DataError
+from . import _options as opt
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "folder of images (HOG person boxes, else the whole image)")
     parser.add_argument("--calib-image-root", metavar="DIR",
                         help="image folder of a --calib json (default: its folder)")
-    parser.add_argument("--calib-size", type=int, default=300, help="number of calibration crops (default 300)")
+    parser.add_argument("--calib-size", type=opt.int_range(8), default=300,
+                        help="number of calibration crops (default 300)")
     parser.add_argument("--int8-scheme", choices=tuple(SCHEMES), default=DEFAULT_SCHEME,
                         help=f"int8 types (default {DEFAULT_SCHEME}: uint8 activations, int8 weights limited to 7 "
                              "bits, accurate on every x86 CPU; u8s8 uses 8-bit weights, which saturate on CPUs "
@@ -64,17 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) -> tuple[list[dict], np.ndarray]:
     """Predict every GT person box of ``ann_file`` with an exported model; COCO results (raw box/keypoint scores)."""
-    import cv2
-
     from ..deploy.crops import coco_person_boxes
     from ..deploy.predictor import Predictor
     from ..evaluation.coco import make_results, oks_sigmas
-    from ..io_utils import read_json
+    from ..io_utils import read_image, read_json
 
     predictor = Predictor(onnx_path, backend="onnxruntime")
     image_ids, keypoints, areas = [], [], []
     for image_id, path, boxes in coco_person_boxes(ann_file, image_root, "--eval"):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             raise DataError(f"cannot read image {path} listed in {ann_file}")
         people = predictor(image, boxes)

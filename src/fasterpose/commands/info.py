@@ -7,6 +7,7 @@ import json
 import re
 
 from ..errors import ConfigError
+from . import _options as opt
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         nargs="?")
     parser.add_argument("--list", action="store_true", help="list the registered model names and exit")
     parser.add_argument("--input-size", default="256x192", metavar="HxW", help="input height x width (default 256x192)")
-    parser.add_argument("--num-keypoints", type=int, default=17, help="heatmap channels K (default 17, COCO)")
+    parser.add_argument("--num-keypoints", type=opt.positive_int, default=17,
+                        help="heatmap channels K (default 17, COCO)")
     parser.add_argument("--output-stride", type=int, choices=(32, 16), default=None,
                         help="backbone feature stride (default: the model's, 32)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")

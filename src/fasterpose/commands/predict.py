@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -25,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..video.runner import FrameRun as _Run  # the per-frame step (the signal tests hook _Run.process)
+from . import _options as opt
 
 logger = logging.getLogger(__name__)
 
@@ -47,33 +47,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "a published one by name, downloaded once (`fasterpose weights list`), e.g. yolox_tiny_humanart")
     parser.add_argument("--detector-layout", choices=("yolox", "rtmdet", "yolox_raw", "ultralytics", "ultralytics_nms"),
                         help="the --detector file's layout (default: read from the graph)")
-    parser.add_argument("--det-every", type=int, default=1, metavar="N",
+    parser.add_argument("--det-every", type=opt.positive_int, default=1, metavar="N",
                         help="videos: detect every N frames, boxes from the last poses between (default 1)")
-    parser.add_argument("--redetect-thr", type=float, default=0.3, metavar="S",
+    parser.add_argument("--redetect-thr", type=opt.fraction, default=0.3, metavar="S",
                         help="videos with --det-every > 1: detect again on the next frame when a person's mean "
                         "keypoint score drops below S and below its score on the last detection frame "
                         "(default 0.3; 0 = never early)")
-    parser.add_argument("--det-lag", type=int, default=0, metavar="L",
+    parser.add_argument("--det-lag", type=opt.non_negative_int, default=0, metavar="L",
                         help="videos: run the detector in its own thread beside the pose model; its boxes of frame t "
                         "join at frame t+L, moved by their tracks' motion (default 0: in turn with the pose model)")
-    parser.add_argument("--det-threads", type=int, default=None, metavar="N",
+    parser.add_argument("--det-threads", type=opt.thread_count, default=None, metavar="N",
                         help="the detector's threads (default: with --det-lag, half of --threads; else --threads)")
-    parser.add_argument("--idle-det-every", type=int, default=1, metavar="K",
+    parser.add_argument("--idle-det-every", type=opt.positive_int, default=1, metavar="K",
                         help="videos: while nobody is tracked, detect every K frames (default 1: every frame)")
     parser.add_argument("--smooth", action="store_true", help="videos: one-euro smoothing of the keypoints per track")
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: predictions)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"),
                         help="default: torch for --checkpoint, onnxruntime for --onnx")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: library default)")
-    parser.add_argument("--max-batch", type=int, default=32, metavar="N",
+    parser.add_argument("--threads", type=opt.thread_count, default=None,
+                        help="intra-op threads (default: library default)")
+    parser.add_argument("--max-batch", type=opt.positive_int, default=32, metavar="N",
                         help="most persons per model call; a crowd goes through in batches of N (default 32)")
-    parser.add_argument("--det-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
-    parser.add_argument("--box-category", type=int, default=None, metavar="ID",
+    parser.add_argument("--det-thr", type=opt.float_range(0.0), default=0.3,
+                        help="minimum box score (default 0.3)")
+    parser.add_argument("--box-category", type=opt.non_negative_int, default=None, metavar="ID",
                         help="category_id of the --boxes entries to read (default: the model's keypoint category)")
-    parser.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score to draw (default 0.3)")
+    parser.add_argument("--kpt-thr", type=opt.fraction, default=0.3,
+                        help="minimum keypoint score to draw (default 0.3)")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test (faster)")
     parser.add_argument("--show-boxes", action="store_true", help="draw the person boxes")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop a video/webcam after N frames")
+    parser.add_argument("--max-frames", type=opt.positive_int, default=None, help="stop a video/webcam after N frames")
     parser.add_argument("--video-format", choices=("mp4", "avi"), default="mp4",
                         help="drawn video container: mp4 (mp4v) or avi (MJPG); default mp4")
     parser.add_argument("--show", action="store_true", help="show frames in a window (needs OpenCV with GUI)")
@@ -117,7 +120,6 @@ def _check_not_another_run(out: Path, file_names: set[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cpu import check_threads
     from ..data.images import list_images
     from ..deploy.predictor import Predictor
     from ..detect.sources import open_box_source
@@ -130,25 +132,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io_utils import not_a_file
 
         raise DataError(f"input {src} {not_a_file(src)} (give an image, a folder, a video file or a webcam index)")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
-    check_threads(args.threads, "--threads")
-    check_threads(args.det_threads, "--det-threads")
-    if args.det_lag < 0 or args.idle_det_every < 1:
-        raise ConfigError(f"--det-lag must be >= 0 (0 = detect in turn with the pose model) and --idle-det-every >= 1 "
-                          f"(1 = every frame), got {args.det_lag} and {args.idle_det_every}")
-    if not 0.0 <= args.det_thr < math.inf:  # also false for NaN
-        raise ConfigError(f"--det-thr must be a finite number >= 0 (a detection file's scores lie in [0, 1], HOG's "
-                          f"are SVM margins), got {args.det_thr}")
-    if not 0.0 <= args.kpt_thr <= 1.0:
-        raise ConfigError(f"--kpt-thr must be in [0, 1] (keypoint scores are heatmap peaks), got {args.kpt_thr}")
-    if args.det_every < 1:
-        raise DataError(f"--det-every must be >= 1 (1 = detect on every frame), got {args.det_every}")
-    if not 0.0 <= args.redetect_thr <= 1.0:  # also false for NaN
-        raise ConfigError(f"--redetect-thr must be in [0, 1] (a mean keypoint score; 0 = never early), got "
-                          f"{args.redetect_thr}")
-    if args.max_batch < 1:
-        raise ConfigError(f"--max-batch must be >= 1 (persons per model call), got {args.max_batch}")
+    # option values are checked where they are parsed (commands/_options.py)
     if args.detector_layout and not args.detector:
         raise DataError("--detector-layout describes a --detector FILE.onnx; give the file too")
     # The detector beside the pose model gets its own share of --threads; in turn, each may use them all.
@@ -284,7 +268,8 @@ def _summary(run: Any, kind: str, skipped: list[str], out: Path, source: Any) ->
     if run.truncated:
         print(f"warning: suspect input (results may be wrong there): {', '.join(run.truncated)}")
     if run.interrupted:
-        print(f"interrupted: kept the {run.frames} {unit} processed before Ctrl-C (see results_incomplete.json)")
+        print(f"interrupted: kept the {run.frames} {unit} processed before the stop (Ctrl-C or a signal; see "
+              "results_incomplete.json)")
     if run.pipeline.skipped_boxes:
         print(f"{run.pipeline.skipped_boxes} boxes skipped: less than one pixel of them lies inside their image")
     what = "video" if unit == "frames" else "images"

@@ -6,23 +6,26 @@ import argparse
 import dataclasses
 import json
 
+from . import _options as opt
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", help="destination folder (images/, person_keypoints.json, person_detections.json)")
-    parser.add_argument("--images", type=int, default=1000, help="number of images (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--images", type=opt.positive_int, default=1000, help="number of images (default: 1000)")
+    parser.add_argument("--seed", type=opt.seed, default=0,
                         help="split seed; image ids are seed*1e6+index+1 (the demo uses 0 = train, 1 = val)")
     parser.add_argument("--size", default=None, help="image size HxW (default: 256x256)")
     parser.add_argument("--difficulty", choices=("easy", "default", "hard"), default="default",
                         help="content preset (fasterpose.data.synthetic.SynthConfig.preset)")
-    parser.add_argument("--max-persons", type=int, default=None, help="most figures per image (default: 4)")
+    parser.add_argument("--max-persons", type=opt.positive_int, default=None,
+                        help="most figures per image (default: 4)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a dataset with different parameters already in OUT_DIR")
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     parser.add_argument("--video", action="store_true",
                         help="write a clip with known truth (figures walking, turning, crossing, one standing): "
                         "clip.avi, clip_keypoints.json (with track_id), clip_detections.json; --size default 360x480")
-    parser.add_argument("--frames", type=int, default=300, help="--video: number of frames (default: 300)")
+    parser.add_argument("--frames", type=opt.positive_int, default=300, help="--video: number of frames (default: 300)")
 
 
 def run(args: argparse.Namespace) -> int:

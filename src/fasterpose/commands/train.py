@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 _RESUME_LAST = "last"
 
@@ -29,8 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..checkpoint import load_checkpoint
     from ..engine import distributed as D
     from ..engine.config import find_config, load_config
@@ -70,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"run folder {run_dir} already holds a run ({', '.join(existing)}); a new run would "
                               f"replace it. Continue it: fasterpose train {config} --resume {run_dir / 'last.pt'}"
                               f" -- or start a new one elsewhere: fasterpose train {config} --out NEW_FOLDER")
+    check_run_folder(run_dir, resume)
     try:
         result = train(cfg, out=out, resume=resume, device=args.device)
     finally:
@@ -87,3 +87,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"trained {result.iterations} iterations in {result.train_seconds:.0f} s{metric}; run folder "
               f"{result.out_dir} (last.pt, best.pt, metrics.csv, curves.png)")
     return 0
+
+
+def check_run_folder(run_dir: Path, resume: str | bool | None) -> None:
+    """A run writes only into its own folder: resuming ``A/last.pt`` into ``--out B`` is refused when B holds another
+    run, and a run never replaces files it did not write (a user's ``config.yaml``, ``metrics.csv``...). The names it
+    will write are recorded first (:func:`~fasterpose.io_utils.claim_outputs`), so its own leftovers never block it.
+
+    Raises:
+        ConfigError: B holds another run's checkpoints.
+        DataError: files of the same names as the run's, not written by fasterpose, are in the way.
+    """
+    from ..engine.trainer import _RUN_FILES
+    from ..errors import ConfigError
+    from ..io_utils import claim_outputs, exclusive_folder
+
+    if resume is True:
+        return  # the run's own folder
+    if resume:
+        source = Path(resume).resolve()
+        if source.parent == run_dir.resolve():
+            return
+        others = [n for n in ("last.pt", "best.pt") if (run_dir / n).exists() and (run_dir / n).resolve() != source]
+        if others:
+            raise ConfigError(f"--out {run_dir} holds another run ({', '.join(others)}); resuming {resume} there "
+                              f"would replace it. Resume in the checkpoint's own folder (omit --out) or give an empty "
+                              "or new --out folder; nothing was written")
+    if not run_dir.is_dir():
+        return  # nothing can be in the way; the run creates the folder (and removes it if it fails before a checkpoint)
+    with exclusive_folder(run_dir, "train"):  # a run writing there now: say that, not that its files are in the way
+        claim_outputs(run_dir, [*_RUN_FILES, "last.pt", "best.pt"], f"--out {run_dir} (the run folder)")

@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from .. import geometry
 from ..codec import HeatmapCodec
 from ..errors import ConfigError, DataError
-from ..io_utils import gc_paused, read_json
+from ..io_utils import gc_paused, read_image, read_json
 from ..keypoints import COCO17, KeypointSet, get_keypoint_set
 from ..keypoints.category import keypoint_categories, select_keypoint_category
 from .augment import AugmentConfig, color_jitter, half_body_transform, random_flip, random_scale_rotation
@@ -120,7 +120,7 @@ class TopDownDataset(Dataset):
 
     def _read_image(self, index: int) -> np.ndarray:
         path = self.image_path(index)
-        img = cv2.imread(str(path), IMREAD_FLAGS)
+        img = read_image(path, IMREAD_FLAGS)
         if img is None:
             if not path.is_file():
                 raise DataError(f"image {path} (sample {index}, image_id {int(self._image_ids[index])}) does not "

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person
+from ..io_utils import check_input_file
 from .images import IMAGE_SUFFIXES, list_images
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "person_crops"]
@@ -89,8 +90,8 @@ def person_crops(sources: Sequence[str | os.PathLike], input_size: tuple[int, in
     crops: list[np.ndarray] = []
     counts = {"images": 0, "crops": 0, "images_without_boxes": 0}
     for source in (Path(s) for s in sources):
-        if not source.exists():
-            raise DataError(f"input {source} does not exist (give images, folders of images or video files)")
+        if not source.is_dir():  # a FIFO would block the read for ever: refused with the reason
+            check_input_file(source, "input (images, folders of images or video files)")
         for name, frame, image in _frames(source, frame_step):
             counts["images"] += 1
             if dets is None:

@@ -18,7 +18,7 @@ from ..data.images import IMAGE_SUFFIXES, list_images
 from ..detect.hog import hog_available, hog_people_boxes
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person, normalize_crop
-from ..io_utils import read_json
+from ..io_utils import read_image, read_json
 from ..keypoints.category import keypoint_categories
 from ..spec import PoseSpec
 
@@ -31,9 +31,7 @@ _VARIANTS = ((False, 1.0, 0.0), (True, 1.0, 0.0), (False, 0.85, 0.0), (True, 1.1
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image(path)
     if image is None:
         raise DataError(f"cannot read image {path} (missing, unreadable or not an image)")
     return image

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..codec import HeatmapCodec, flip_back, sigmoid
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, DataError, check_argument
 from ..geometry import box_to_center_scale, crop_person, crop_to_image, flip_image, normalize_crop
 from ..keypoints import KeypointSet
 from ..spec import PoseSpec
@@ -112,6 +112,8 @@ class Predictor:
         spec: PoseSpec | None = None,
         max_batch: int = 32,
     ) -> None:
+        check_argument(model is not None and not isinstance(model, (bool, int, float)), "Predictor(model)", model,
+                       "a checkpoint or ONNX file, the name of published weights, or an nn.Module with spec=")
         if isinstance(model, str) and not Path(model).exists() and Path(model).suffix.lower() != ".onnx":
             from ..models.loading import load_pose_checkpoint
 

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, check_argument
 from .boxes import cxcywh_to_xyxy, nms, xyxy_to_xywh
 from .export_info import ExportInfo, info_beside
 from .letterbox import letterbox
@@ -228,6 +228,7 @@ class OnnxDetector:
                  description: ExportInfo | None = None) -> None:
         from ..deploy.onnx_io import ort_session
 
+        check_argument(isinstance(path, (str, os.PathLike)), "OnnxDetector(path)", path, "the path of an ONNX file")
         self.path = Path(path)
         if not self.path.is_file():
             from ..io_utils import not_a_file

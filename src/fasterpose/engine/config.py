@@ -28,7 +28,7 @@ import yaml
 from ..cpu import MAX_THREADS
 from ..data.augment import AugmentConfig
 from ..errors import ConfigError
-from ..io_utils import atomic_write_text
+from ..io_utils import MAX_CONFIG_BYTES, atomic_write_text, check_input_file, load_yaml
 from ..keypoints import KEYPOINT_SETS
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,11 @@ class ModelConfig:
     name: str = "fasterpose_r50"
     pretrained: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from ..models.registry import check_model_options
+
+        check_model_options(self.name, self.kwargs)  # wrong-typed options: refused at load, not deep in torch
 
 
 @dataclass
@@ -312,8 +317,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 # Numeric settings and their valid range: (low, high, low inclusive, high inclusive); None = unbounded. NaN is never
 # valid. Checked when a config is built, so a bad value fails before any data is generated or any time is spent.
+# Learning rates: no recipe comes near 1e6; far beyond, the optimizer's float32 arithmetic overflows (a traceback).
+MAX_LR = 1e6
+# Seeds: numpy's generator takes 0 .. 2**32 - 1 (the commands' --seed options: commands/_options.MAX_SEED).
+MAX_SEED = 2**32 - 1
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "optim.lr": (0.0, None, False, False),
+    "train.seed": (0, MAX_SEED, True, True),
+    "data.synthetic.train_seed": (0, MAX_SEED, True, True),
+    "data.synthetic.val_seed": (0, MAX_SEED, True, True),
+    "optim.lr": (0.0, MAX_LR, False, True),
     "optim.weight_decay": (0.0, None, True, False),
     "optim.momentum": (0.0, 1.0, True, False),
     "optim.gamma": (0.0, None, False, False),
@@ -350,8 +362,8 @@ def _check_range(key: str, value: Any, source: str) -> None:
     if ok and high is not None:
         ok = value <= high if high_in else value < high
     if not ok:
-        lo = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
-        hi = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
+        lo = "" if low is None else f"{'>=' if low_in else '>'} {low if isinstance(low, int) else f'{low:g}'}"
+        hi = "" if high is None else f"{'<=' if high_in else '<'} {high if isinstance(high, int) else f'{high:g}'}"
         raise ConfigError(f"{source}: {key} must be {' and '.join(x for x in (lo, hi) if x)}, got {value!r}")
 
 
@@ -366,8 +378,8 @@ BOOL_ALIASES: dict[str, dict[bool, str]] = {
 def find_config(name_or_path: str | os.PathLike) -> Path:
     """Resolve a config argument: an existing file, or the name of a shipped config (with or without ``.yaml``)."""
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
+    if path.exists():  # a FIFO or a device is refused here, before it is opened (reading it would not end)
+        return check_input_file(path, "config file", MAX_CONFIG_BYTES)
     stem = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
     shipped = CONFIG_DIR / f"{stem}.yaml"
     if path.parent == Path(".") and shipped.is_file():
@@ -401,9 +413,7 @@ def load_config(name_or_path: str | os.PathLike | None = None, overrides: list[s
         path = find_config(name_or_path)
         source = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+            loaded = load_yaml(path.read_text(encoding="utf-8"), f"config file {path}")
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not a UTF-8 text file; give a YAML config (e.g. a copy of "
                               "configs/synthetic_fasterpose_r18.yaml)") from None
@@ -426,10 +436,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             raise ConfigError(f"--opt {item!r} is not of the form key=value (e.g. --opt train.epochs=10)")
         key, text = item.split("=", 1)
         key = key.strip()
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--opt {item!r}: value is not valid YAML ({e})") from e
+        value = load_yaml(text, f"--opt {item!r}: the value") if text.strip() else None
         _check_key(key, source="--opt")
         node = d
         parts = key.split(".")

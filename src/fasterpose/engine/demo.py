@@ -110,14 +110,16 @@ _DEMO_EPOCHS = 100000
 
 def _check_not_another_run(out: Path) -> None:
     """A demo replaces the previous demo in its folder, but never a training run of the user's (``--out runs/x``)."""
-    import yaml
+    from ..errors import FasterPoseError
+    from ..io_utils import MAX_CONFIG_BYTES, check_input_file, load_yaml
 
     if not any((out / n).exists() for n in ("last.pt", "best.pt")) or (out / "report.json").is_file():
         return
     try:
-        config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+        config = load_yaml(check_input_file(out / "config.yaml", "run config", MAX_CONFIG_BYTES).read_text(
+            encoding="utf-8"), f"{out / 'config.yaml'}")
         demo = config["name"] == DEMO_CONFIG and config["train"]["epochs"] == _DEMO_EPOCHS
-    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+    except (OSError, ValueError, TypeError, KeyError, FasterPoseError):
         demo = False
     if not demo:
         from ..errors import ConfigError

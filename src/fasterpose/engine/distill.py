@@ -30,11 +30,13 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..cpu import check_threads
 from ..errors import CheckpointError, ConfigError, DataError
 from ..geometry import flip_image, normalize_crop
 from ..io_utils import atomic_write_json, check_writable_folder
 from ..losses import create_loss
 from ..models import load_pose_checkpoint, model_from_checkpoint
+from ..models.registry import check_model_options
 from ..spec import PoseSpec
 from .config import OptimConfig
 from .precision import Precision
@@ -87,11 +89,11 @@ class DistillSettings:
         if self.epochs < 0 or self.finetune_epochs < 0 or self.epochs + self.finetune_epochs == 0:
             raise ConfigError(f"epochs ({self.epochs}) and finetune_epochs ({self.finetune_epochs}) must be >= 0 and "
                               "not both 0")
-        if self.batch_size < 1 or not self.lr > 0 or not self.finetune_lr > 0:
-            raise ConfigError(f"batch_size must be >= 1 and learning rates > 0, got {self.batch_size}, {self.lr}, "
-                              f"{self.finetune_lr}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.batch_size < 1 or not 0 < self.lr < math.inf or not 0 < self.finetune_lr < math.inf:
+            raise ConfigError(f"batch_size must be >= 1 and learning rates finite and > 0, got {self.batch_size}, "
+                              f"{self.lr}, {self.finetune_lr}")
+        check_threads(self.threads, "threads")
+        check_model_options(self.student, self.student_kwargs)
         if not self.student.startswith("fasterpose_"):
             raise ConfigError(f"the student must be a FasterPose model (fasterpose_*), got {self.student!r}")
 

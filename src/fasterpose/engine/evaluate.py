@@ -9,6 +9,7 @@ from typing import Any
 
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, DataError
+from ..io_utils import load_yaml
 from ..keypoints.config import flip_enabled
 from ..models import load_pose_checkpoint, model_from_checkpoint
 from . import distributed as D
@@ -100,8 +101,6 @@ def _codec_for_eval(codec: dict[str, Any], overrides: list[str], checkpoint: str
     Overriding an encoding setting (``sigma``, ``unbiased``, sizes) would decode with a different geometry than
     the model learned, so it is refused instead of silently ignored.
     """
-    import yaml
-
     codec = dict(codec)
     for item in overrides:
         key, _, value = item.partition("=")
@@ -112,5 +111,5 @@ def _codec_for_eval(codec: dict[str, Any], overrides: list[str], checkpoint: str
             raise CheckpointError(f"--opt {key.strip()}: {checkpoint} was trained with codec {codec}; only the "
                                   f"decoding settings ({', '.join('data.codec.' + k for k in _DECODE_KEYS)}) can "
                                   "change at evaluation")
-        codec[field] = yaml.safe_load(value)
+        codec[field] = load_yaml(value, f"--opt {key.strip()}: the value")
     return codec

@@ -40,14 +40,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..codec import HeatmapCodec
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io_utils import atomic_path, atomic_write_text, exclusive_folder
+from ..io_utils import WRITTEN_MANIFEST, atomic_path, atomic_write_text, exclusive_folder
 from ..keypoints import KeypointSet
 from ..keypoints.config import apply_flip_choice, resolve_keypoint_set
 from ..losses import create_loss
 from ..spec import PoseSpec
 from . import distributed as D
+from .checks import check_finite_weights, check_training_data
 from .config import Config, OptimConfig, TrainConfig, save_config
-from .inference import collate, evaluate_dataset
+from .inference import collate, evaluate_dataset, unwrap
 from .precision import Precision, choose_precision
 from .precision import cpu_bf16_enabled as cpu_bf16_enabled  # re-exported (its home is shared with distillation)
 from .schedule import lr_factor, warmup_length
@@ -279,6 +280,7 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
     cfg = apply_flip_choice(cfg, keypoint_set)  # saved below with the flips it actually uses
     if resume_path is not None:
         _check_resume_fits(cfg, resume_path, keypoint_set)  # before anything in the run folder is touched
+    check_training_data(cfg)  # check-data's checks, before anything is written
     precision = choose_precision(dev.type, cfg.train.amp, cfg.train.cpu_amp)
     log_handler = None
     created = main and not out_dir.exists()
@@ -307,7 +309,8 @@ def train(cfg: Config, out: str | os.PathLike | None = None, resume: str | os.Pa
 
 
 # What a run writes besides its checkpoints: a folder holding only these is a run that failed before its first one.
-_RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "metrics.csv", "curves.png", "val_results.json")
+_RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "metrics.csv", "curves.png", "val_results.json",
+              WRITTEN_MANIFEST)
 
 
 def _remove_run_without_checkpoint(out_dir: Path) -> None:
@@ -396,6 +399,8 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
 
     def checkpoint() -> None:
         """Save the training state (rank 0): ``state.epoch`` epochs done and ``state.batch`` batches of the next."""
+        # every rank (same weights): non-finite weights are an error, never a checkpoint
+        check_finite_weights(unwrap(state.model), out_dir / "last.pt", state.step)
         if main:
             save_train_state(out_dir / "last.pt", state, spec=spec, config=cfg.to_dict(),
                              scheduler={"warmup_iters": warmup_iters},

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import check_argument
 from .names import infer_sides
 
 # BGR colours (OpenCV order) for the three body sides.
@@ -111,6 +112,9 @@ class KeypointSet:
         return kset
 
     def __post_init__(self) -> None:
+        for what in ("names", "flip_pairs", "skeleton", "upper_body", "side"):
+            value = getattr(self, what)
+            check_argument(isinstance(value, (tuple, list)), f"KeypointSet({what}=...)", value, "a tuple")
         k = len(self.names)
         if k == 0:
             raise ValueError(f"keypoint set {self.name!r} has no keypoint names")
@@ -225,6 +229,7 @@ KEYPOINT_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16)}
 
 def get_keypoint_set(name: str) -> KeypointSet:
     """Look up a keypoint set by name (``"coco17"`` or ``"mpii16"``)."""
+    check_argument(isinstance(name, str), "get_keypoint_set(name)", name, f"one of {', '.join(KEYPOINT_SETS)}")
     try:
         return KEYPOINT_SETS[name]
     except KeyError:

@@ -14,6 +14,8 @@ Each variant is a small function registered with :func:`register_model` (timm st
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -90,7 +92,50 @@ def register_model(family: str, backbone: str) -> Callable[[Callable[..., PoseMo
     return decorator
 
 
+# The type and least value of each family option: a wrong-typed value (``head_channels: "256"``, ``1.5``) would
+# otherwise fail deep inside torch with a traceback that names neither the option nor the value.
+_OPTION_TYPES: dict[str, tuple[type, float | None]] = {
+    "output_stride": (int, None), "head_channels": (int, 1), "head_num_convs": (int, 0), "head_kernel_size": (int, 1),
+    "final_kernel": (int, 1), "num_stages": (int, None), "head_num_deconv": (int, 0), "final_bias": (float, None),
+    "zero_init_residual": (bool, None),
+}
+_OPTIONAL = ("final_kernel", "head_num_deconv")  # None: the default for the backbone
+
+
+def _check_option_type(name: str, key: str, value: Any) -> None:
+    kind, least = _OPTION_TYPES.get(key, (object, None))
+    if value is None and key in _OPTIONAL:
+        return
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = True
+    if ok and least is not None:
+        ok = value >= least
+    if not ok:
+        what = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind, "valid")
+        more = f" >= {least:g}" if least is not None else ""
+        raise ConfigError(f"model {name}: option {key} must be {what}{more}, got {value!r} "
+                          f"({type(value).__name__})")
+
+
+def check_num_keypoints(value: Any) -> int:
+    """``num_keypoints`` as an int >= 1, or a :class:`ConfigError` naming the value (not a TypeError from torch)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"num_keypoints must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def _check_overrides(name: str, overrides: dict[str, Any], valid: tuple[str, ...]) -> None:
+    given_twice = sorted({"num_keypoints", "pretrained", "weights"} & set(overrides))
+    if given_twice:
+        raise ConfigError(f"model {name}: {', '.join(given_twice)} is not a model option here: the keypoint count "
+                          "comes from the keypoint set (data.keypoints) and the weights from model.pretrained / "
+                          f"weights; remove it from the model options ({overrides})")
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ConfigError(f"model {name} got unknown option(s) {', '.join(unknown)}; valid options: "
@@ -98,6 +143,8 @@ def _check_overrides(name: str, overrides: dict[str, Any], valid: tuple[str, ...
     stride = overrides.get("output_stride", 32)
     if stride not in (16, 32):
         raise ConfigError(f"model {name}: output_stride must be 32 or 16, got {stride!r}")
+    for key, value in overrides.items():
+        _check_option_type(name, key, value)
 
 
 def _fasterpose(name: str, backbone: str, num_keypoints: int, output_stride: int = 32, head_channels: int = 256,
@@ -248,6 +295,24 @@ def _lookup(name: str) -> str:
     raise UnknownModelError(f"unknown model {name!r}.{hint} Known models: {', '.join(_REGISTRY)}")
 
 
+def check_model_options(name: str, options: Any) -> None:
+    """Refuse model options (a config's ``model.kwargs``, distill's ``--student-opt``) before any work: not a mapping,
+    a key that ``create_model`` takes by itself (``num_keypoints``), an option the model does not have, or a value
+    of the wrong type. An unknown model name is left to :func:`create_model`, which suggests the closest.
+
+    Raises:
+        ConfigError: naming the model, the option and the value.
+    """
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ConfigError(f"model {name}: the model options must be a mapping of option names to values, got "
+                          f"{options!r}")
+    if name in _INFO:
+        _check_overrides(name, options, _INFO[name].overrides)
+    else:
+        for key, value in options.items():
+            _check_option_type(str(name), key, value)
+
+
 def model_info(name: str) -> ModelInfo:
     """Static description of a registered model (family, backbone, head, accepted overrides)."""
     return _INFO[_lookup(name)]
@@ -285,8 +350,7 @@ def create_model(name: str, num_keypoints: int = 17, pretrained: str | os.PathLi
     fn = _REGISTRY[name]
     if weights is not None:
         return _with_weights(name, weights, pretrained, overrides)
-    if int(num_keypoints) < 1:
-        raise ConfigError(f"num_keypoints must be >= 1, got {num_keypoints!r}")
+    num_keypoints = check_num_keypoints(num_keypoints)
     backbone = _INFO[name].backbone
     if pretrained is True:
         raise ConfigError(f"pretrained must be 'imagenet' or the path of a torchvision ImageNet checkpoint file, "

@@ -39,6 +39,7 @@ import numpy as np
 from ..deploy.predictor import clip_boxes
 from ..detect.boxes import box_iou, xywh_to_xyxy
 from ..detect.sources import BoxSource, as_box_source
+from ..errors import check_argument
 from ..evaluation.nms import oks_iou
 from .beside import LaggedDetector, catch_up
 from .smooth import OneEuroConfig, Smoother
@@ -108,6 +109,8 @@ class Pipeline:
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
                  max_missed: int = 30, max_jump_iou: float = 0.5, tracking: bool = True, det_lag: int = 0,
                  idle_every: int = 1) -> None:
+        check_argument(callable(predictor) and hasattr(predictor, "keypoint_set"), "Pipeline(predictor)", predictor,
+                       "a fasterpose.Predictor")
         if int(det_every) < 1:
             raise ValueError(f"det_every must be >= 1, got {det_every}")
         if int(det_lag) < 0 or int(idle_every) < 1:

@@ -204,16 +204,24 @@ def render_clip(seed: int = 0, config: ClipConfig | None = None) -> Iterator[tup
             _step(a, cfg)
 
 
-def _check_not_another_clip(out: Path, params: dict[str, Any]) -> None:
+def _clip_params(out: Path) -> dict[str, Any] | None:
+    """The parameters of the clip in ``out``, or ``None`` if its keypoints file is not one of ours (only a regular
+    file is read: a FIFO would block)."""
     import json
 
+    try:
+        if not (out / CLIP_KEYPOINTS).is_file():
+            return None
+        return json.loads((out / CLIP_KEYPOINTS).read_text())["info"]["fasterpose_synthetic_clip"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_not_another_clip(out: Path, params: dict[str, Any]) -> None:
     names = [n for n in (CLIP_VIDEO, CLIP_KEYPOINTS, CLIP_DETECTIONS) if (out / n).exists()]
     if not names:
         return
-    try:
-        old = json.loads((out / CLIP_KEYPOINTS).read_text())["info"]["fasterpose_synthetic_clip"]
-    except (OSError, ValueError, KeyError, TypeError):
-        old = None
+    old = _clip_params(out)
     if old != params:
         what = "a clip with other parameters" if old is not None else f"{', '.join(names)} (not a clip of ours)"
         raise DataError(f"{out} already holds {what}; choose another folder or pass overwrite=True (--overwrite)")
@@ -238,7 +246,7 @@ def write_clip(out_dir: str | Path, seed: int = 0, config: ClipConfig | None = N
     """
     import cv2
 
-    from ...io_utils import atomic_path, atomic_write_json, check_writable_folder
+    from ...io_utils import atomic_path, atomic_write_json, check_writable_folder, claim_outputs
 
     cfg = config or ClipConfig()
     out = Path(out_dir)
@@ -246,7 +254,8 @@ def write_clip(out_dir: str | Path, seed: int = 0, config: ClipConfig | None = N
     params = {"seed": int(seed), "config": {**asdict(cfg), "size": list(cfg.size)}}
     if not overwrite:
         _check_not_another_clip(out, params)
-    out.mkdir(parents=True, exist_ok=True)
+    files = [CLIP_VIDEO, CLIP_KEYPOINTS, CLIP_DETECTIONS]  # --overwrite replaces a clip of ours, never a user's file
+    claim_outputs(out, files, f"synthetic clip folder {out}", also_ours=set(files) if _clip_params(out) else None)
     h, w = cfg.size
     images, annotations, detections = [], [], []
     tracks: set[int] = set()

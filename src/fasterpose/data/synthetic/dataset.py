@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ...errors import DataError
-from ...io_utils import atomic_write_json, remove_stale_temporaries
+from ...io_utils import WRITTEN_MANIFEST, atomic_write_json, claim_outputs, remove_stale_temporaries, written_here
 from ...keypoints import COCO17
 from .config import SynthConfig
 from .detector import _detections
@@ -83,6 +83,16 @@ def _complete_stats(out_dir: Path, params: dict[str, Any]) -> dict[str, Any] | N
     if not all((p["images"] / _file_name(i)).is_file() for i in range(params["num_images"])):
         return None
     return gt["info"].get(STATS_KEY)
+
+
+def _earlier_dataset_files(out_dir: Path) -> set[str]:
+    """The files of a dataset written into ``out_dir`` by a version without a manifest (its keypoints json is a
+    synthetic one): its json files and its numbered images."""
+    names = {KEYPOINTS_FILE, DETECTIONS_FILE}
+    images = out_dir / IMAGES_DIR
+    if images.is_dir():
+        names |= {f"{IMAGES_DIR}/{p.name}" for p in images.glob("*.jpg") if len(p.stem) == 6 and p.stem.isdigit()}
+    return names
 
 
 def _write_image(path: Path, img: np.ndarray, quality: int) -> None:
@@ -165,6 +175,12 @@ def generate_dataset(out_dir: str | os.PathLike, num_images: int, seed: int = 0,
         raise DataError(f"{paths['annotations']} holds a synthetic dataset with other parameters "
                         f"({old.get('num_images')} images, seed {old.get('seed')}, size {old.get('size')}); "
                         f"choose another folder or pass overwrite=True (--overwrite)")
+    # Only files this generator wrote are ever replaced or removed: a user's own images or json are refused.
+    names = [KEYPOINTS_FILE, DETECTIONS_FILE, *(f"{IMAGES_DIR}/{_file_name(i)}" for i in range(int(num_images)))]
+    # a dataset of a version that wrote no manifest: its json files and numbered images are its own
+    legacy = _earlier_dataset_files(out) if old is not None and not (out / WRITTEN_MANIFEST).exists() else set()
+    claim_outputs(out, names, f"synthetic dataset folder {out}", also_ours=legacy)
+    ours = written_here(out)
     # Invalidate first: from here until the final json is written the folder is incomplete.
     if paths["annotations"].exists():
         paths["annotations"].unlink()
@@ -206,7 +222,7 @@ def generate_dataset(out_dir: str | os.PathLike, num_images: int, seed: int = 0,
     # Images of an earlier, larger set in the same folder (overwrite=True) would not be in the json: remove them.
     keep = {im["file_name"] for im in images}
     for f in paths["images"].glob("*.jpg"):
-        if f.name not in keep and f.stem.isdigit():
+        if f.name not in keep and f"{IMAGES_DIR}/{f.name}" in ours:
             f.unlink()
     stats = {"num_images": len(images), "num_persons": len(annotations),
              "num_keypoints": int(sum(a["num_keypoints"] for a in annotations)), "num_detections": len(detections)}
