@@ -166,7 +166,7 @@ def test_predict_with_the_detector_beside(clip: dict, tiny_model: Path, tmp_path
     assert "threads: pose 2, detector 2" in runs["sync"][1] and "in its own thread" not in runs["sync"][1]
     assert main(["predict", str(clip["video"]), "--onnx", str(tiny_model.with_suffix(".onnx")), "--det-lag", "-1",
                  "--out", str(tmp_path / "bad")]) == 2
-    assert "--det-lag must be >= 0" in capsys.readouterr().err
+    assert "--det-lag: must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_bench_beside_runs(tiny_model: Path, tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ def test_distill_keeps_its_last_epoch_and_resumes(tiny_run: Path, tmp_path: Path
     out = tmp_path / "student"
     args = ["distill", PEOPLE, "--teacher", tiny_run / "last.pt", "--full-image", "--epochs", "2", "--batch-size",
             "4", "--threads", "1", "--out", out]
-    proc = run_cli(args, prelude=self_signal("fasterpose.engine.distill:save_checkpoint", 2, "SIGTERM"))
+    proc = run_cli(args, prelude=self_signal("fasterpose.engine.state:save_checkpoint", 2, "SIGTERM"))
     assert_exit(proc, 143, "stopped by SIGTERM")
     assert (out / "last.pt").is_file() and not (out / "student.pt").exists() and not _temporaries(out)
     assert main([*map(str, args), "--resume", "--json"]) == 0

@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import checked_checkpoint, is_safetensors, read_safetensors, read_torch_file
+from ..checkpoint import checked_checkpoint, is_safetensors, load_checkpoint, read_torch_file
 from ..errors import CheckpointError
-from ..io_utils import not_a_file
 from ..spec import PoseSpec
 from .published import PUBLISHED, foreign_checkpoint, is_foreign_pose_file, published_checkpoint
 
@@ -42,12 +41,8 @@ def load_pose_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
     if str(checkpoint) in PUBLISHED and not Path(checkpoint).exists():
         return published_checkpoint(str(checkpoint))
     path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} {not_a_file(path)}; pass a .pth/.pt file written by fasterpose, "
-                              "a .safetensors file from `fasterpose export`, a published model's file, or a name from "
-                              "`fasterpose weights list`")
-    if is_safetensors(path):
-        return read_safetensors(path)
+    if not path.is_file() or is_safetensors(path):
+        return load_checkpoint(path)  # says what is wrong with a missing file; reads our safetensors
     obj = read_torch_file(path)
     if isinstance(obj, dict) and "format" not in obj and is_foreign_pose_file(obj):
         return foreign_checkpoint(obj, path)
