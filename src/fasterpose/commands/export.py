@@ -21,12 +21,9 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from ..deploy.quantize import DEFAULT_SCHEME, SCHEMES
-from ..errors import CheckpointError, DataError
+from ..errors import DataError
 from . import _options as opt
 
 logger = logging.getLogger(__name__)
@@ -64,32 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the export report as one JSON object")
 
 
-def _gt_predictions(onnx_path: Path, ann_file: Path, image_root: Path | None) -> tuple[list[dict], np.ndarray]:
-    """Predict every GT person box of ``ann_file`` with an exported model; COCO results (raw box/keypoint scores)."""
-    from ..deploy.crops import coco_person_boxes
-    from ..deploy.predictor import Predictor
-    from ..evaluation.coco import make_results, oks_sigmas
-    from ..io_utils import read_image, read_json
-
-    predictor = Predictor(onnx_path, backend="onnxruntime")
-    image_ids, keypoints, areas = [], [], []
-    for image_id, path, boxes in coco_person_boxes(ann_file, image_root, "--eval"):
-        image = read_image(path)
-        if image is None:
-            raise DataError(f"cannot read image {path} listed in {ann_file}")
-        people = predictor(image, boxes)
-        for p in people:
-            image_ids.append(image_id)
-            keypoints.append(p["keypoints"])
-            areas.append(p["box"][2] * p["box"][3])
-    kp = np.stack(keypoints)
-    gt = read_json(ann_file, "COCO keypoints", "pass a COCO person keypoints json as --eval")
-    cat = next((c["id"] for c in gt.get("categories", []) if isinstance(c, dict) and c.get("keypoints")), 1)
-    results = make_results(image_ids, kp, np.ones(len(kp)), np.asarray(areas),
-                           sigmas=oks_sigmas(predictor.keypoint_set)[0], category_id=cat)
-    return results, kp
-
-
 def _run_safetensors(args: argparse.Namespace, out: Path) -> int:
     """``--out MODEL.safetensors``: the weights and the spec, checked by reading them back."""
     from ..deploy.export import export_safetensors
@@ -111,13 +82,8 @@ def _run_safetensors(args: argparse.Namespace, out: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy.crops import collect_crops, default_parity_crops
-    from ..deploy.export import export_onnx
-    from ..deploy.onnx_io import ort_session, run_session
-    from ..deploy.quantize import compare_heatmaps, quantize_onnx
-    from ..io_utils import check_not_an_input, check_writable, temp_folder
-    from ..models.loading import load_pose_checkpoint
-    from ..spec import PoseSpec
+    from ..deploy.export_job import export_checked
+    from ..io_utils import check_not_an_input, check_writable
 
     if args.int8 and not args.calib:
         raise DataError("--int8 needs --calib DATA (a COCO keypoints json or a folder of images with people): the "
@@ -134,79 +100,10 @@ def run(args: argparse.Namespace) -> int:
     check_not_an_input(out, [args.checkpoint, args.calib, args.parity_data, args.eval_ann], "--out")
     if out.suffix.lower() == ".safetensors":
         return _run_safetensors(args, out)
-    ckpt = load_pose_checkpoint(args.checkpoint)
-    try:
-        spec = PoseSpec.from_dict(ckpt["spec"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {args.checkpoint}: invalid spec ({e})") from e
-    image_root = Path(args.calib_image_root) if args.calib_image_root else None
-
-    calib = calib_desc = None
-    if args.calib:
-        calib, calib_desc = collect_crops(args.calib, spec, max_crops=args.calib_size, image_root=image_root)
-        logger.info("calibration: %s", calib_desc)
-    parity_src = args.parity_data or args.calib
-    if parity_src:
-        if parity_src == args.calib and calib is not None:
-            # A fixed, spread-out subset of the calibration crops.
-            idx = np.linspace(0, len(calib) - 1, num=min(8, len(calib))).round().astype(int)
-            parity, parity_desc = calib[idx], f"{len(idx)} of {calib_desc}"
-        else:
-            parity, parity_desc = collect_crops(parity_src, spec, max_crops=8, image_root=image_root,
-                                                option="--parity-data" if args.parity_data else "--calib")
-    else:
-        parity, parity_desc = default_parity_crops(spec)
-
-    report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "out": str(out)}
-    with temp_folder("fasterpose_export_") as tmpdir:
-        # Every model is written in the temporary folder first: --out is replaced only when all checks (parity,
-        # int8 agreement, --eval) succeeded, so a failed or interrupted export never leaves a file there.
-        fp32_path = Path(tmpdir) / "fp32.onnx"
-        report["export"] = export_onnx(ckpt, fp32_path, opset=args.opset, dynamic_batch=args.dynamic_batch,
-                                       parity_inputs=parity, parity_source=parity_desc)
-        if args.int8:
-            # The int8 model is written to a temporary file first: it only replaces --out when everything succeeded.
-            int8_tmp = Path(tmpdir) / "int8.onnx"
-            report["int8"] = quantize_onnx(fp32_path, int8_tmp, calib, scheme=args.int8_scheme,
-                                           calib_description=calib_desc)
-            # Peak agreement on real crops: the --eval annotations' GT persons when given (not used for calibration),
-            # else the calibration crops themselves.
-            if args.eval_ann:
-                check, check_desc = collect_crops(args.eval_ann, spec, max_crops=args.calib_size, augment=False,
-                                                  image_root=image_root, option="--eval")
-            else:
-                check, check_desc = calib, f"the calibration crops ({calib_desc})"
-            ref = run_session(ort_session(fp32_path), check)
-            got = run_session(ort_session(int8_tmp), check)
-            report["int8_vs_fp32"] = compare_heatmaps(ref, got, activation=spec.heatmap_activation)
-            report["int8_vs_fp32"].update(crops=len(check), source=check_desc)
-            agree = report["int8_vs_fp32"]["peak_agreement"]
-            if agree < 0.95:
-                logger.warning("int8 heatmap peaks agree with fp32 for only %.1f%% of keypoints (goal >= 95%%); "
-                               "check the calibration data or use the fp32 model", 100 * agree)
-        if args.eval_ann:
-            ann = Path(args.eval_ann)
-            from ..evaluation.coco import evaluate_keypoints
-
-            res32, kp32 = _gt_predictions(fp32_path, ann, image_root)
-            report["eval"] = {"annotations": str(ann), "fp32": evaluate_keypoints(ann, res32)}
-            if args.int8:
-                res8, kp8 = _gt_predictions(int8_tmp, ann, image_root)
-                report["eval"]["int8"] = evaluate_keypoints(ann, res8)
-                d = np.linalg.norm(kp32[..., :2] - kp8[..., :2], axis=-1)
-                report["eval"]["int8_mean_keypoint_shift_px"] = float(d.mean())
-        import shutil
-
-        from ..io_utils import atomic_path
-
-        with atomic_path(out, suffix=".onnx") as tmp:
-            shutil.copyfile(int8_tmp if args.int8 else fp32_path, tmp)
-    # Paths name the files that exist now: with --int8 --out holds the int8 model and the fp32 graph is not kept.
-    report["export"]["path"] = None if args.int8 else str(out)
-    if args.int8:
-        report["int8"]["path"] = str(out)
-    report["precision"] = "int8" if args.int8 else "fp32"
-
+    report, spec = export_checked(args.checkpoint, out, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                                  int8=args.int8, calib_data=args.calib, calib_size=args.calib_size,
+                                  calib_image_root=args.calib_image_root, int8_scheme=args.int8_scheme,
+                                  parity_data=args.parity_data, eval_ann=args.eval_ann)
     if args.json:
         print(json.dumps(report))
         return 0
