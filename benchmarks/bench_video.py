@@ -75,7 +75,8 @@ class GivenBoxesAtDetectorCost:
 
 
 def run_video(video: Path, predictor: Predictor, detector: Any, det_every: int, given: Any, smooth: bool,
-              max_frames: int | None, threads: int, out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+              max_frames: int | None, threads: int, out_dir: Path,
+              idle_every: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One end-to-end run: read, boxes, pose, track, smooth, draw, write. Returns the timing and the results."""
     cv2.setNumThreads(threads)
     cap = cv2.VideoCapture(str(video))
@@ -85,7 +86,8 @@ def run_video(video: Path, predictor: Predictor, detector: Any, det_every: int, 
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     h, w = first.shape[:2]
     writer = cv2.VideoWriter(str(out_dir / "drawn.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    pipe = Pipeline(predictor, detector, det_every=det_every, smoothing=True if smooth else None, fps=fps)
+    pipe = Pipeline(predictor, detector, det_every=det_every, smoothing=True if smooth else None, fps=fps,
+                    idle_every=idle_every)
     results: list[dict[str, Any]] = []
     draw_ms = 0.0
     reader = FrameReader(cap, first, max_frames)
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument("--clip-seed", type=int, default=0, help="seed of the synthetic clip (default 0)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--det-every", type=int, default=5)
+    parser.add_argument("--idle-det-every", type=int, default=1, metavar="K",
+                        help="while nobody is tracked, detect every K frames (predict's --idle-det-every; default 1)")
     parser.add_argument("--detector", help="person detector ONNX file (YOLOX, RTMDet, Ultralytics) or a published "
                         "detector's name (`fasterpose weights list`, e.g. yolox_tiny_humanart)")
     parser.add_argument("--arch", nargs="+", default=list(PUBLISHED), choices=[*PUBLISHED, "none"],
@@ -174,7 +178,7 @@ def main() -> None:
                             False) for a, d in arch_dets for every in (1, n)]
                 for label, every, det, smooth in configs + at_cost:
                     timing, results = run_video(path, predictor, det, every, given if det is None else None, smooth,
-                                                max_frames, threads, tmp_dir)
+                                                max_frames, threads, tmp_dir, args.idle_det_every)
                     row = {"input": name, "boxes": label, "threads": threads, **timing}
                     if name == "clip":
                         row.update({k: round(v, 4) if isinstance(v, float) else v
@@ -200,7 +204,8 @@ def main() -> None:
                   "100 track-frames")
     if args.out:
         atomic_write_json(args.out, {"cpu": format_cpu(), "cpu_class": cpu_class(), "platform": platform.platform(),
-                                     "video": str(video), "det_every": args.det_every, "flip_test": args.flip,
+                                     "video": str(video), "det_every": args.det_every,
+                                     "idle_det_every": args.idle_det_every, "flip_test": args.flip,
                                      "clip_seed": args.clip_seed, "detector_graphs": {
                                          g.name: {"input_size": list(g.input_size), "params": g.params,
                                                   "gmacs": round(g.gmacs, 3)} for g in graphs},
