@@ -109,6 +109,27 @@ def test_precision_by_device_and_capability(monkeypatch: pytest.MonkeyPatch) -> 
     assert not cpu.grad_scaler().is_enabled() and not bf16.grad_scaler().is_enabled()
 
 
+def test_validation_autocasts_in_the_training_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation during training autocasts in the training's dtype (bf16 on GPUs that compute it), not in CUDA's
+    default fp16; on the CPU it never autocasts. Recorded at torch.autocast, since no GPU is here."""
+    import fasterpose.engine.inference as inference
+
+    calls = []
+    real = torch.autocast
+
+    def recording(device_type: str, dtype: torch.dtype | None = None, enabled: bool = True):
+        calls.append((device_type, dtype, enabled))
+        return real(device_type, dtype=dtype, enabled=enabled)
+
+    monkeypatch.setattr(inference.torch, "autocast", recording)
+    model = torch.nn.Conv2d(3, 2, 1).eval()
+    heat = inference.predict_heatmaps(model, torch.randn(1, 3, 8, 8), amp=torch.bfloat16)
+    assert heat.dtype == np.float32 and calls == [("cpu", torch.bfloat16, False)]
+    calls.clear()
+    inference.predict_heatmaps(model, torch.randn(1, 3, 8, 8), amp=True)  # True: CUDA's default dtype
+    assert calls == [("cpu", None, False)]
+
+
 def test_persistent_workers_augment_each_epoch_and_resume_reproduces_it() -> None:
     dataset = build_dataset(tiny_config(), "train")
     sampler = D.ShardedBatchSampler(len(dataset), 4, seed=0, shuffle=True, drop_last=True, with_epoch=True)

@@ -49,7 +49,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 @torch.no_grad()
 def predict_heatmaps(model: torch.nn.Module, images: torch.Tensor, *, activation: str = "sigmoid",
                      flip_index: np.ndarray | None = None, flip_test: bool = False, shift: bool = False,
-                     amp: bool = False) -> np.ndarray:
+                     amp: bool | torch.dtype = False) -> np.ndarray:
     """Activated heatmaps ``(N, K, h, w)`` float32 for a batch of normalised crops ``(N, 3, H, W)``.
 
     Args:
@@ -59,11 +59,12 @@ def predict_heatmaps(model: torch.nn.Module, images: torch.Tensor, *, activation
         flip_index: keypoint permutation of a horizontal flip (needed with ``flip_test``).
         flip_test: average with the flipped-back prediction of the mirrored crop.
         shift: shift the flipped-back heatmaps by one pixel (classic transform; not with UDP).
-        amp: autocast on CUDA.
+        amp: autocast on CUDA: ``True`` for CUDA's default (fp16), or the dtype (the training's, e.g. bfloat16).
     """
+    dtype = amp if isinstance(amp, torch.dtype) else None
 
     def forward(x: torch.Tensor) -> np.ndarray:
-        with torch.autocast(device_type=x.device.type, enabled=amp and x.device.type == "cuda"):
+        with torch.autocast(device_type=x.device.type, dtype=dtype, enabled=bool(amp) and x.device.type == "cuda"):
             logits = model(x)
         logits = logits.float()
         heat = torch.sigmoid(logits) if activation == "sigmoid" else logits
@@ -80,7 +81,8 @@ def predict_heatmaps(model: torch.nn.Module, images: torch.Tensor, *, activation
 
 def predict_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCodec, keypoint_set: KeypointSet, *,
                     activation: str = "sigmoid", flip_test: bool = True, batch_size: int = 64, workers: int = 0,
-                    device: torch.device | str = "cpu", amp: bool = False, progress: bool = False) -> dict[str, Any]:
+                    device: torch.device | str = "cpu", amp: bool | torch.dtype = False,
+                    progress: bool = False) -> dict[str, Any]:
     """Predict every sample of a top-down dataset (all ranks together when distributed).
 
     Args:
@@ -93,7 +95,7 @@ def predict_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCode
         batch_size: per-rank batch.
         workers: DataLoader workers.
         device: where the model runs.
-        amp: autocast on CUDA.
+        amp: autocast on CUDA (``True``: fp16; or the autocast dtype).
         progress: tqdm bar (rank 0).
 
     Returns:
@@ -150,7 +152,7 @@ def predict_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCode
 
 def evaluate_dataset(model: torch.nn.Module, dataset: Dataset, codec: HeatmapCodec, keypoint_set: KeypointSet, *,
                      activation: str = "sigmoid", flip_test: bool = True, batch_size: int = 64, workers: int = 0,
-                     device: torch.device | str = "cpu", amp: bool = False, rescore: bool = True,
+                     device: torch.device | str = "cpu", amp: bool | torch.dtype = False, rescore: bool = True,
                      nms: str | None = "oks", nms_thr: float = 0.9, kpt_thr: float = 0.2,
                      results_path: str | os.PathLike | None = None, progress: bool = False) -> dict[str, Any]:
     """Predict a dataset and score it: COCO keypoint AP (datasets with ``.coco``), PCK, or MPII PCKh.

@@ -579,7 +579,8 @@ def _validate(cfg: Config, net: torch.nn.Module, val_set: Dataset, codec: Heatma
     return evaluate_dataset(net, val_set, codec, keypoint_set, activation=spec.heatmap_activation,
                             flip_test=t_cfg.flip_test, batch_size=t_cfg.val_batch_size, workers=t_cfg.workers,
                             device=next(net.parameters()).device,
-                            amp=precision.device_type == "cuda" and precision.dtype is not None, rescore=ev.rescore,
+                            amp=precision.dtype if precision.device_type == "cuda" and precision.dtype else False,
+                            rescore=ev.rescore,
                             nms=None if ev.nms == "none" else ev.nms, nms_thr=ev.nms_thr, kpt_thr=ev.kpt_thr,
                             results_path=out_dir / "val_results.json" if out_dir is not None else None,
                             progress=progress)
