@@ -14,6 +14,7 @@ import pytest
 from _opencv import needs_hog
 
 from fasterpose.data.synthetic.clip import ClipConfig, render_clip, write_clip
+from fasterpose.detect.sources import DetectorBoxes
 from fasterpose.errors import DataError
 from fasterpose.evaluation.tracking import evaluate_tracking
 from fasterpose.keypoints import COCO17
@@ -332,3 +333,59 @@ def test_bench_video_runs(tmp_path: Path) -> None:
             assert arch["threads_pose"] == arch["threads_detector"] == 1
             if inp == "clip":
                 assert (arch["recall"], arch["id_switches"]) == (given["recall"], given["id_switches"])
+
+
+class _RoiDetector:
+    """A detector with ``detect(image, roi=None)`` (as HOG has): fixed boxes, recording each call's frame and roi."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        self.boxes, self.calls = boxes, []
+        self.frame = 0
+
+    def detect(self, image: np.ndarray, roi: np.ndarray | None = None) -> np.ndarray:
+        self.calls.append((self.frame, None if roi is None else np.array(roi)))
+        return self.boxes.copy()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.detect(image)
+
+
+def _run_dropping(pipe: Pipeline, pred: _FakePredictor, detector: _RoiDetector | None = None, frames: int = 8) -> None:
+    """Frame 0 at pose score 0.9, then 0.1: the drop on frame 1 asks an early detection on frame 2."""
+    for i in range(frames):
+        if detector is not None:
+            detector.frame = i
+        pred.score = 0.9 if i == 0 else 0.1
+        pipe(np.zeros((240, 320, 3), np.uint8))
+
+
+def test_early_redetection_searches_around_tracks() -> None:
+    """An early re-detection (a confidence drop) asks a detector that has ``detect(image, roi=)`` around the tracked
+    boxes only; scheduled ones and those with nobody tracked search the whole frame, and the schedule counts from the
+    last full-frame detection. A source without regions is called as before, on the same frames."""
+    dets = np.array([[40.0, 60.0, 60.0, 120.0, 0.8], [200.0, 50.0, 50.0, 100.0, 0.7]])
+    pred = _FakePredictor()
+    det = _RoiDetector(dets)
+    assert DetectorBoxes(det).has_roi and not DetectorBoxes(lambda image: dets).has_roi
+    pipe = Pipeline(pred, det, det_every=5)
+    _run_dropping(pipe, pred, det)
+    assert [(f, roi is None) for f, roi in det.calls] == [(0, True), (2, False), (5, True)]
+    np.testing.assert_allclose(det.calls[1][1], dets[:, :4])  # the tracks' boxes (kept: the weak pose has none)
+    s = pipe.summary()
+    assert (s["detector_calls"], s["roi_calls"], s["detection_frames"]) == (3, 1, 3)
+    # off, or a plain function: the whole frame each time, and the early detection moves the schedule as before
+    off = _RoiDetector(dets)
+    pipe = Pipeline(pred, off, det_every=5, early_roi=False)
+    _run_dropping(pipe, pred, off)
+    assert [(f, roi) for f, roi in off.calls] == [(0, None), (2, None), (7, None)] and pipe.summary()["roi_calls"] == 0
+    plain: list[int] = []
+    pipe = Pipeline(pred, lambda image: plain.append(pipe.frame) or dets, det_every=5)
+    _run_dropping(pipe, pred)
+    assert plain == [0, 2, 7] and pipe.summary()["roi_calls"] == 0
+    # nobody tracked after a drop: the detection that follows searches the whole frame
+    empty = _RoiDetector(np.zeros((0, 5)))
+    pipe = Pipeline(pred, empty, det_every=5)
+    pred.score = 0.9
+    pipe(np.zeros((240, 320, 3), np.uint8))
+    pipe(np.zeros((240, 320, 3), np.uint8))
+    assert [roi for _, roi in empty.calls] == [None, None]

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos with --det-every > 1: detect again on the next frame when a person's mean "
                         "keypoint score drops below S and below its score on the last detection frame "
                         "(default 0.3; 0 = never early)")
+    parser.add_argument("--no-early-roi", dest="early_roi", action="store_false",
+                        help="videos: early detections search the whole frame, not only around the tracks (HOG)")
     parser.add_argument("--det-lag", type=opt.non_negative_int, default=0, metavar="L",
                         help="videos: run the detector in its own thread beside the pose model; its boxes of frame t "
                         "join at frame t+L, moved by their tracks' motion (default 0: in turn with the pose model)")
@@ -206,7 +208,8 @@ def _predict(run: Any, src: str | int, kind: str, inputs: list[Path], out: Path,
     args = run.options
     run.pipeline = Pipeline(run.predictor, source, det_every=args.det_every, smoothing=True if args.smooth else None,
                             kpt_thr=args.kpt_thr, redetect_thr=args.redetect_thr, tracking=kind != "images",
-                            det_lag=args.det_lag, idle_every=args.idle_det_every)
+                            det_lag=args.det_lag, idle_every=args.idle_det_every,
+                            early_roi=args.early_roi)
     t0 = time.perf_counter()
     with temp_folder(".predict-", out) as stage_dir:
         stage = Path(stage_dir)
@@ -254,8 +257,9 @@ def _summary(run: Any, kind: str, skipped: list[str], out: Path, source: Any) ->
               f"{s['smooth_ms']:.1f}, draw {run.stage_ms['draw'] / n:.1f}, write (waiting) "
               f"{run.stage_ms['write'] / n:.1f}; {len(set(r['track_id'] for r in run.results))} tracks")
         o = run.options
-        print(f"{run.frames / max(run.wall, 1e-9):.1f} frames per second; detector {s['detector_calls']} calls, "
-              f"{s['detector_ms']:.1f} ms per frame{' in its own thread' if s['det_lag'] else ''} (--det-lag "
+        print(f"{run.frames / max(run.wall, 1e-9):.1f} frames per second; detector {s['detector_calls']} calls "
+              f"({s['roi_calls']} around tracks only), {s['detector_ms']:.1f} ms per frame"
+              f"{' in its own thread' if s['det_lag'] else ''} (--det-lag "
               f"{s['det_lag']}, waited {s['detector_wait_ms']:.1f}); threads: pose {o.pose_threads or 'default'}, "
               f"detector {o.det_threads or 'default'}; CPU {cpu_class()}")
     if skipped:

@@ -18,6 +18,7 @@ name.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -52,13 +53,32 @@ def _boxes(value: Any) -> np.ndarray:
     return boxes
 
 
+def _takes_roi(method: Any) -> bool:
+    """Whether ``method`` is a callable with a ``roi`` parameter."""
+    if not callable(method):
+        return False
+    try:
+        return "roi" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
 class BoxSource:
     """Person boxes of one frame: ``source(frame, key) -> (M, 5)`` ``(x, y, w, h, score)``."""
 
     name = "boxes"
+    #: whether :meth:`boxes_near` searches only around the boxes it is given (else it is the full-frame call)
+    has_roi = False
 
     def __call__(self, frame: np.ndarray, key: Key) -> np.ndarray:
         raise NotImplementedError
+
+    def boxes_near(self, frame: np.ndarray, key: Key, roi: np.ndarray) -> np.ndarray:
+        """The boxes of a frame where the ``(R, 4+)`` xywh ``roi`` boxes (the tracked people) are, for a source that
+        can search a region of interest only (cheaper); by default the full-frame call, ``roi`` ignored: a
+        detection file, the whole image and given boxes cost nothing to ask in full, and a source that does not
+        know regions must not miss anyone."""
+        return self(frame, key)
 
 
 class DetectorBoxes(BoxSource):
@@ -67,9 +87,18 @@ class DetectorBoxes(BoxSource):
     def __init__(self, detector: Callable[[np.ndarray], np.ndarray], name: str | None = None) -> None:
         self.detector = detector
         self.name = name or type(detector).__name__
+        # a detector with ``detect(image, roi=...)`` (:meth:`~fasterpose.detect.hog.HogDetector.detect`) can search
+        # around given boxes only; the ONNX detectors see the whole (letterboxed) frame at one cost anyway
+        self.has_roi = _takes_roi(getattr(detector, "detect", None))
 
     def __call__(self, frame: np.ndarray, key: Key = 0) -> np.ndarray:
         return _boxes(self.detector(frame))
+
+    def boxes_near(self, frame: np.ndarray, key: Key, roi: np.ndarray) -> np.ndarray:
+        """The detector's ``detect(frame, roi=roi)`` where it has one, else its full-frame call."""
+        if not self.has_roi:
+            return self(frame, key)
+        return _boxes(self.detector.detect(frame, roi=np.asarray(roi, np.float64)))
 
     def __repr__(self) -> str:
         return f"DetectorBoxes({self.detector!r})"

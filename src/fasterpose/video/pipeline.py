@@ -16,6 +16,13 @@ are picked up at the next detection. The persons of a frame go through the pose 
 predictor's ``max_batch`` (:class:`~fasterpose.deploy.predictor.Predictor`). Track ids:
 :mod:`fasterpose.video.track`; smoothing: :mod:`fasterpose.video.smooth`.
 
+An early re-detection (one asked only by a confidence drop, between the scheduled ones) searches only around the
+tracked people's boxes when the box source can (``early_roi``,
+:meth:`~fasterpose.detect.sources.BoxSource.boxes_near`: HOG can), the whole frame otherwise: it is there to
+re-place people who are tracked, and a HOG search of the whole frame costs several times one around a few people.
+It does not move the schedule: new people still appear at the next scheduled full-frame detection, ``det_every``
+frames after the last full-frame one.
+
 Where boxes come from is a :class:`~fasterpose.detect.sources.BoxSource` (a detector, a detection file, the whole
 image, boxes given in Python), asked on detection frames only. Photos take the same path: a ``Pipeline`` with
 ``tracking=False`` asks its source on every call and returns each box's pose, without track ids or smoothing.
@@ -95,12 +102,16 @@ class Pipeline:
             (waiting for them there if needed): the results do not depend on the machine's speed.
         idle_every: while nobody is tracked, detect every N frames rather than on every frame (a detector that
             finds no one costs as much as one that does); a new person is then found up to N - 1 frames later.
+        early_roi: an early re-detection searches only around the tracked boxes where the box source can
+            (:meth:`~fasterpose.detect.sources.BoxSource.boxes_near`); scheduled detections, those while nobody is
+            tracked and those of the detector beside (``det_lag >= 1``) always search the whole frame.
         tracking: ``False`` for photos: every call is a detection frame, each valid box gives one pose (its box as
             given, not clipped), no track ids, no smoothing.
 
     Attributes:
         timing: cumulative milliseconds per stage (:data:`STAGES`; ``pose`` includes ``model``), plus ``frames``
-            and ``detections`` (frames on which the detector ran).
+            and ``detections`` (frames on which the detector ran), ``detector_calls`` and ``roi_calls`` (the
+            detector's calls, and those around the tracked boxes only).
         skipped_boxes: boxes of detection frames dropped because less than one pixel of them lies in the frame.
     """
 
@@ -108,7 +119,7 @@ class Pipeline:
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
                  max_missed: int = 30, max_jump_iou: float = 0.5, tracking: bool = True, det_lag: int = 0,
-                 idle_every: int = 1) -> None:
+                 idle_every: int = 1, early_roi: bool = True) -> None:
         check_argument(callable(predictor) and hasattr(predictor, "keypoint_set"), "Pipeline(predictor)", predictor,
                        "a fasterpose.Predictor")
         if int(det_every) < 1:
@@ -123,6 +134,7 @@ class Pipeline:
         self.det_lag, self.idle_every = int(det_lag), int(idle_every)
         self._beside: LaggedDetector | None = None
         self.det_every = int(det_every)
+        self.early_roi = bool(early_roi)
         self.fps = float(fps)
         self.kpt_thr = float(kpt_thr)
         self.redetect_thr = float(redetect_thr)
@@ -148,14 +160,16 @@ class Pipeline:
         self._beside = LaggedDetector(self.source, self.det_lag) if lagged else None
         self._history: dict[int, dict[int, np.ndarray]] = {}  # track id -> {frame: box}, the last det_lag + 2
         self._since_detection = 0
+        self._since_full = 0  # frames since the last full-frame detection (those around tracked boxes not counted)
         self._force_detection = True
+        self._early = False  # the forced detection is an early re-detection (a confidence drop)
         self._active: dict[int, float] = {}  # track id -> box score, tracks seen on the last frame
         self._detected_conf: dict[int, float] = {}  # track id -> mean keypoint score on its last detection frame
         self._velocity: dict[int, np.ndarray] = {}  # track id -> box centre motion per frame between detections
         self._last_detection: dict[int, tuple[int, np.ndarray]] = {}  # track id -> (frame, box centre)
         self._frozen: set[int] = set()  # tracks whose pose merged into another's: box kept until the next detection
         self.timing: dict[str, float] = {**{s: 0.0 for s in STAGES}, "frames": 0, "detections": 0, "detector": 0.0,
-                                         "detector_calls": 0}
+                                         "detector_calls": 0, "roi_calls": 0}
 
     def close(self) -> None:
         """Stop the detector's thread (``det_lag >= 1``); a pending detection is dropped."""
@@ -172,7 +186,18 @@ class Pipeline:
         """Whether the next frame is a detection frame (then its boxes come from the detector or the caller)."""
         if not self.tracking or self._force_detection:
             return True
-        return self._since_detection >= (self.det_every if self._active else self.idle_every)
+        if self._active:  # scheduled: det_every frames after the last full-frame detection
+            return self._since_full >= self.det_every
+        return self._since_detection >= self.idle_every
+
+    def _early_roi(self) -> np.ndarray | None:
+        """``(R, 4)`` xywh boxes of the tracked people for an early re-detection to search around, ``None`` for a
+        full-frame detection (a scheduled one, nobody tracked, ``early_roi`` off, a source without regions)."""
+        if not (self.early_roi and self._early and self._active and self.source.has_roi
+                and self._since_full < self.det_every):
+            return None
+        boxes = [self.tracker.tracks[tid].box for tid in self._active if tid in self.tracker.tracks]
+        return np.asarray(boxes, np.float64).reshape(-1, 4) if boxes else None
 
     def _propagated(self) -> tuple[np.ndarray, np.ndarray]:
         boxes, ids = [], []
@@ -211,6 +236,7 @@ class Pipeline:
         key = self.frame if key is None else key
         detected = boxes is not None or (self._beside is None and self.wants_detection())
         requested = detected  # a detection asked for on this frame (merged now, or det_lag frames later)
+        roi = None  # the tracked boxes an early re-detection searched around
         if boxes is None and self._beside is not None:
             boxes, known, detected, requested = self._lagged(frame, key)
         elif boxes is not None:
@@ -223,10 +249,12 @@ class Pipeline:
             if self.source is None:
                 raise ValueError("this Pipeline has no detector: pass the boxes of detection frames "
                                  "(pipeline.wants_detection() says which)")
-            boxes = self.source(frame, key)
+            roi = self._early_roi()
+            boxes = self.source(frame, key) if roi is None else self.source.boxes_near(frame, key, roi)
             known = np.zeros(len(boxes), np.int64)
             self.timing["detector"] += 1e3 * (time.perf_counter() - t0)
             self.timing["detector_calls"] += 1
+            self.timing["roi_calls"] += int(roi is not None)
         else:
             boxes, known = self._propagated()
         # Boxes partly outside the frame are clipped to it; one wholly outside (a person who left) is dropped.
@@ -263,12 +291,13 @@ class Pipeline:
         # not ask again on every frame: the detector would give the same box, at the detector's cost each time.
         conf = [float(p["keypoints"][:, 2].mean()) for p in people]
         if requested:
-            self._force_detection = False
+            self._force_detection = self._early = False
         if detected:
             self._detected_conf = {int(tid): c for tid, c in zip(ids, conf)}
         elif any(c < self.redetect_thr and c < self._detected_conf.get(int(tid), 1.0) for tid, c in zip(ids, conf)):
-            self._force_detection = True
+            self._force_detection = self._early = True
         self._since_detection = 1 if requested else self._since_detection + 1
+        self._since_full = 1 if requested and roi is None else self._since_full + 1
         if self._beside is not None:
             self._remember(ids, bx)
         self._active = {int(tid): float(p["box_score"]) for tid, p in zip(ids, people)}
@@ -347,14 +376,16 @@ class Pipeline:
     def summary(self) -> dict[str, float]:
         """Milliseconds per frame of each stage (``detect_ms``: getting the frame's boxes, in the pose thread),
         ``frames``, ``detection_frames`` (frames whose boxes came from the detector), ``detector_calls``,
-        ``detector_ms`` (the detector's own time per frame, in its thread with ``det_lag``), ``detector_wait_ms``
-        (per frame, the pose thread waiting for a late detection) and ``det_lag``."""
+        ``roi_calls`` (those around the tracked boxes only), ``detector_ms`` (the detector's own time per frame, in
+        its thread with ``det_lag``), ``detector_wait_ms`` (per frame, the pose thread waiting for a late detection)
+        and ``det_lag``."""
         n = max(int(self.timing["frames"]), 1)
         out = {f"{s}_ms": round(self.timing[s] / n, 3) for s in STAGES}
         out["frames"] = int(self.timing["frames"])
         out["detection_frames"] = int(self.timing["detections"])
         beside = self._beside
         out["detector_calls"] = beside.calls if beside is not None else int(self.timing["detector_calls"])
+        out["roi_calls"] = int(self.timing["roi_calls"])
         out["detector_ms"] = round((beside.detector_ms if beside is not None else self.timing["detector"]) / n, 3)
         out["detector_wait_ms"] = round(beside.wait_ms / n, 3) if beside is not None else 0.0
         out["det_lag"] = self.det_lag
