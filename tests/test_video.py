@@ -367,19 +367,20 @@ def test_early_redetection_searches_around_tracks() -> None:
     pred = _FakePredictor()
     det = _RoiDetector(dets)
     assert DetectorBoxes(det).has_roi and not DetectorBoxes(lambda image: dets).has_roi
-    pipe = Pipeline(pred, det, det_every=5)
+    pipe = Pipeline(pred, det, det_every=5, early_roi=True)
     _run_dropping(pipe, pred, det)
     assert [(f, roi is None) for f, roi in det.calls] == [(0, True), (2, False), (5, True)]
     np.testing.assert_allclose(det.calls[1][1], dets[:, :4])  # the tracks' boxes (kept: the weak pose has none)
     s = pipe.summary()
     assert (s["detector_calls"], s["roi_calls"], s["detection_frames"]) == (3, 1, 3)
-    # off, or a plain function: the whole frame each time, and the early detection moves the schedule as before
+    # off (the default), or a plain function: the whole frame each time, and the early detection moves the schedule
+    # as before
     off = _RoiDetector(dets)
-    pipe = Pipeline(pred, off, det_every=5, early_roi=False)
+    pipe = Pipeline(pred, off, det_every=5)
     _run_dropping(pipe, pred, off)
     assert [(f, roi) for f, roi in off.calls] == [(0, None), (2, None), (7, None)] and pipe.summary()["roi_calls"] == 0
     plain: list[int] = []
-    pipe = Pipeline(pred, lambda image: plain.append(pipe.frame) or dets, det_every=5)
+    pipe = Pipeline(pred, lambda image: plain.append(pipe.frame) or dets, det_every=5, early_roi=True)
     _run_dropping(pipe, pred)
     assert plain == [0, 2, 7] and pipe.summary()["roi_calls"] == 0
     # nobody tracked after a drop: the detection that follows searches the whole frame

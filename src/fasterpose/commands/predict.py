@@ -53,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="videos with --det-every > 1: detect again on the next frame when a person's mean "
                         "keypoint score drops below S and below its score on the last detection frame "
                         "(default 0.3; 0 = never early)")
-    parser.add_argument("--no-early-roi", dest="early_roi", action="store_false",
-                        help="videos: early detections search the whole frame, not only around the tracks (HOG)")
+    parser.add_argument("--early-roi", action="store_true",
+                        help="videos: a re-detection asked by a confidence drop searches only around the tracks "
+                        "(HOG; faster, may miss people: docs/results.md)")
     parser.add_argument("--det-lag", type=opt.non_negative_int, default=0, metavar="L",
                         help="videos: run the detector in its own thread beside the pose model; its boxes of frame t "
                         "join at frame t+L, moved by their tracks' motion (default 0: in turn with the pose model)")

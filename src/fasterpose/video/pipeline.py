@@ -16,8 +16,8 @@ are picked up at the next detection. The persons of a frame go through the pose 
 predictor's ``max_batch`` (:class:`~fasterpose.deploy.predictor.Predictor`). Track ids:
 :mod:`fasterpose.video.track`; smoothing: :mod:`fasterpose.video.smooth`.
 
-An early re-detection (one asked only by a confidence drop, between the scheduled ones) searches only around the
-tracked people's boxes when the box source can (``early_roi``,
+With ``early_roi``, an early re-detection (one asked only by a confidence drop, between the scheduled ones) searches
+only around the tracked people's boxes when the box source can (
 :meth:`~fasterpose.detect.sources.BoxSource.boxes_near`: HOG can), the whole frame otherwise: it is there to
 re-place people who are tracked, and a HOG search of the whole frame costs several times one around a few people.
 It does not move the schedule: new people still appear at the next scheduled full-frame detection, ``det_every``
@@ -104,7 +104,9 @@ class Pipeline:
             finds no one costs as much as one that does); a new person is then found up to N - 1 frames later.
         early_roi: an early re-detection searches only around the tracked boxes where the box source can
             (:meth:`~fasterpose.detect.sources.BoxSource.boxes_near`); scheduled detections, those while nobody is
-            tracked and those of the detector beside (``det_lag >= 1``) always search the whole frame.
+            tracked and those of the detector beside (``det_lag >= 1``) always search the whole frame. Off by
+            default: on vtest it gains ~7% fps with HOG, on the synthetic clip it lost 2 points of recall and no time
+            (docs/results.md).
         tracking: ``False`` for photos: every call is a detection frame, each valid box gives one pose (its box as
             given, not clipped), no track ids, no smoothing.
 
@@ -119,7 +121,7 @@ class Pipeline:
                  smoothing: OneEuroConfig | bool | None = None, fps: float = 25.0, kpt_thr: float = 0.3,
                  redetect_thr: float = 0.3, box_pad: float = 0.1, min_box: float = 16.0, match_thr: float = 0.3,
                  max_missed: int = 30, max_jump_iou: float = 0.5, tracking: bool = True, det_lag: int = 0,
-                 idle_every: int = 1, early_roi: bool = True) -> None:
+                 idle_every: int = 1, early_roi: bool = False) -> None:
         check_argument(callable(predictor) and hasattr(predictor, "keypoint_set"), "Pipeline(predictor)", predictor,
                        "a fasterpose.Predictor")
         if int(det_every) < 1:
