@@ -1,10 +1,13 @@
-"""A local HTTP server on 127.0.0.1 for download tests: serves given bytes, truncated bodies, byte ranges and 404s."""
+"""A local HTTP server on 127.0.0.1 for download tests: serves given bytes, truncated bodies, byte ranges and 404s;
+and small zip archives to serve."""
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,3 +90,12 @@ def closed_port_url(path: str = "/file.bin") -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}{path}"
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A deflated zip archive, in memory, of ``{member name: content}``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()

@@ -4,14 +4,12 @@ files it must never touch."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
-import zipfile
 from pathlib import Path
 
 import pytest
-from _http_server import closed_port_url, serve
+from _http_server import closed_port_url, serve, zip_bytes
 
 from fasterpose.cli import main
 from fasterpose.data import coco_fetch
@@ -25,18 +23,10 @@ ANNOTATIONS = {"annotations/person_keypoints_val2017.json": b'{"images": [], "an
                "annotations/instances_val2017.json": b"{}"}  # in the real zip too; the configs do not read it
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.fixture()
 def stand_ins(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     """The three archives as small zips with the real ones' member layout; ARCHIVES carries their sizes and MD5s."""
-    blobs = {"annotations": _zip(ANNOTATIONS), "val": _zip(VAL_IMAGES), "train": _zip(TRAIN_IMAGES)}
+    blobs = {"annotations": zip_bytes(ANNOTATIONS), "val": zip_bytes(VAL_IMAGES), "train": zip_bytes(TRAIN_IMAGES)}
     table = {key: coco_fetch.Archive(a.url_path, len(blobs[key]), hashlib.md5(blobs[key]).hexdigest(), a.outputs)
              for key, a in coco_fetch.ARCHIVES.items()}
     monkeypatch.setattr(coco_fetch, "ARCHIVES", table)
@@ -196,7 +186,7 @@ def test_offline_names_every_url_and_the_folder(stand_ins: dict[str, bytes], tmp
 
 def test_unsafe_member_paths_are_refused(stand_ins: dict[str, bytes], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    evil = _zip({"val2017/../../escaped.jpg": b"x", "val2017/a.jpg": b"y"})
+    evil = zip_bytes({"val2017/../../escaped.jpg": b"x", "val2017/a.jpg": b"y"})
     table = dict(coco_fetch.ARCHIVES)
     table["val"] = coco_fetch.Archive("zips/val2017.zip", len(evil), hashlib.md5(evil).hexdigest(), ("val2017",))
     monkeypatch.setattr(coco_fetch, "ARCHIVES", table)
@@ -216,9 +206,9 @@ def test_what_it_unpacks_is_what_the_data_tools_read(tmp_path: Path, monkeypatch
     samples = Path(__file__).parent / "data" / "coco_val2017_samples"
     annotation = (samples / "person_keypoints.json").read_bytes()
     images = {f"val2017/{p.name}": p.read_bytes() for p in sorted(samples.glob("*.jpg"))}
-    blobs = {"annotations": _zip({"annotations/person_keypoints_val2017.json": annotation,
+    blobs = {"annotations": zip_bytes({"annotations/person_keypoints_val2017.json": annotation,
                                   "annotations/person_keypoints_train2017.json": annotation}),
-             "val": _zip(images)}
+             "val": zip_bytes(images)}
     table = dict(coco_fetch.ARCHIVES)
     for key, blob in blobs.items():
         table[key] = coco_fetch.Archive(table[key].url_path, len(blob), hashlib.md5(blob).hexdigest(),

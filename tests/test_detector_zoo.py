@@ -5,9 +5,7 @@ cache as it was."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from _http_server import closed_port_url, serve  # noqa: E402
+from _http_server import closed_port_url, serve, zip_bytes  # noqa: E402
 from test_detect import MMDEPLOY_DETS, MMDEPLOY_LABELS, _graph, _image  # noqa: E402
 
 from fasterpose.cli import main  # noqa: E402
@@ -33,17 +31,10 @@ def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return _graph(path, (320, 320), {"dets": MMDEPLOY_DETS, "labels": MMDEPLOY_LABELS}, stem="Slice").read_bytes()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def _sdk_zip(onnx: bytes) -> bytes:
     """The layout of MMDeploy's onnx_sdk zips: one folder with end2end.onnx and json files."""
-    return _zip({"yolox_test/end2end.onnx": onnx, "yolox_test/pipeline.json": b"{}", "yolox_test/deploy.json": b"{}"})
+    return zip_bytes({"yolox_test/end2end.onnx": onnx, "yolox_test/pipeline.json": b"{}",
+                      "yolox_test/deploy.json": b"{}"})
 
 
 @pytest.fixture()
@@ -97,9 +88,9 @@ def test_failures_leave_the_cache_as_it_was(case: str, cache: Path, onnx_bytes: 
     good = _sdk_zip(onnx_bytes)
     bodies = {
         "not_a_zip": b"<html>an error page</html>",
-        "two_models": _zip({"a/end2end.onnx": onnx_bytes, "b/end2end.onnx": onnx_bytes}),
-        "no_model": _zip({"a/model.onnx": onnx_bytes}),
-        "path_trick": _zip({"a/end2end.onnx": onnx_bytes, "../../evil.sh": b"rm -rf ~"}),
+        "two_models": zip_bytes({"a/end2end.onnx": onnx_bytes, "b/end2end.onnx": onnx_bytes}),
+        "no_model": zip_bytes({"a/model.onnx": onnx_bytes}),
+        "path_trick": zip_bytes({"a/end2end.onnx": onnx_bytes, "../../evil.sh": b"rm -rf ~"}),
         # flip one byte of the compressed model data: the listing reads fine, the CRC check fails while extracting
         "crc_damaged": good[:200] + bytes([good[200] ^ 0xFF]) + good[201:],
     }
