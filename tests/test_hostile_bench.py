@@ -54,12 +54,15 @@ def test_disk_full_writing_out(tmp_path: Path) -> None:
     assert digest(out) == {}
 
 
-def test_sigint_during_the_benchmark_writes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, code, said", [("SIGINT", 130, "interrupted"), ("SIGHUP", 129, "stopped by SIGHUP")],
+                         ids=["SIGINT", "SIGHUP"])
+def test_stop_signal_during_the_benchmark_writes_nothing(tmp_path: Path, sig: str, code: int, said: str) -> None:
+    """Ctrl-C, or a closed terminal's SIGHUP: exit 128 + the signal, nothing written."""
     out = tmp_path / "out"
     out.mkdir()
     proc = run_cli(["bench", *QUICK, "--out", out / "bench.json"],
-                   prelude=self_signal("fasterpose.deploy.bench:_prepost_runners", 1, "SIGINT"))
-    assert_exit(proc, 130, "interrupted")
+                   prelude=self_signal("fasterpose.deploy.bench:_prepost_runners", 1, sig))
+    assert_exit(proc, code, said)
     assert digest(out) == {}
 
 

@@ -89,14 +89,17 @@ def test_disk_full_writing_results(tiny_run: Path, tmp_path: Path) -> None:
     assert digest(out) == {}  # no half-written results, no temporary file
 
 
-def test_sigint_during_the_scoring_keeps_complete_results(tiny_run: Path, tmp_path: Path) -> None:
-    """Ctrl-C after the predictions, while COCOeval scores them: the results file is complete (it was written
-    atomically before the scoring), nothing else is left."""
+@pytest.mark.parametrize("sig, code, said", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "stopped by SIGTERM")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_stop_signal_during_the_scoring_keeps_complete_results(tiny_run: Path, tmp_path: Path, sig: str, code: int,
+                                                               said: str) -> None:
+    """Ctrl-C (or a scheduler's SIGTERM) after the predictions, while COCOeval scores them: the results file is
+    complete (it was written atomically before the scoring), nothing else is left."""
     out = tmp_path / "out"
     out.mkdir()
     proc = run_cli(["eval", "--checkpoint", tiny_run / "last.pt", "--results", out / "r.json"],
-                   prelude=self_signal("fasterpose.evaluation.coco:evaluate_keypoints", 1, "SIGINT"))
-    assert_exit(proc, 130, "interrupted")
+                   prelude=self_signal("fasterpose.evaluation.coco:evaluate_keypoints", 1, sig))
+    assert_exit(proc, code, said)
     assert list(digest(out)) == ["r.json"]
     results = json.loads((out / "r.json").read_text())
     assert results and all(len(r["keypoints"]) == 51 for r in results)

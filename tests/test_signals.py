@@ -24,8 +24,6 @@ from fasterpose.cli import main, stop_on_signals
 from fasterpose.errors import Stopped
 
 SYNTH = ["--images", "3", "--size", "64x64"]
-BENCH = ["--models", "fasterpose_shufflev2", "--backends", "torch", "--repeats", "1", "--warmup", "0",
-         "--input-size", "64x64"]
 
 
 def _temporaries(folder: Path) -> list[str]:
@@ -97,24 +95,7 @@ def test_export_keeps_the_previous_model(tiny_model: Path, tmp_path: Path) -> No
     assert digest(exports) == before
 
 
-def test_bench_writes_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = run_cli(["bench", *BENCH, "--out", out / "bench.json"],
-                   prelude=self_signal("fasterpose.deploy.bench:_prepost_runners", 1, "SIGHUP"))
-    assert_exit(proc, 129, "stopped by SIGHUP")
-    assert digest(out) == {}
-
-
-def test_eval_keeps_complete_results_only(tiny_run: Path, tmp_path: Path) -> None:
-    """Stopped while COCOeval scores: the results file was written whole before; nothing else is left."""
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = run_cli(["eval", "--checkpoint", tiny_run / "last.pt", "--results", out / "r.json"],
-                   prelude=self_signal("fasterpose.evaluation.coco:evaluate_keypoints", 1, "SIGTERM"))
-    assert_exit(proc, 143, "stopped by SIGTERM")
-    assert list(digest(out)) == ["r.json"]
-    assert isinstance(json.loads((out / "r.json").read_text()), list)
+# bench (SIGHUP) and eval (SIGTERM): test_hostile_bench.py, test_hostile_eval.py, beside their Ctrl-C cases
 
 
 def test_predict_on_a_folder_keeps_the_images_done(tiny_model: Path, tmp_path: Path) -> None:
@@ -167,7 +148,7 @@ def test_signal_tests_pass_when_the_suite_starts_with_sigint_ignored() -> None:
     here = Path(__file__).parent
     selection = [f"{here / 'test_signals.py'}::test_synth_keeps_no_half_dataset_and_the_next_run_completes",
                  f"{here / 'test_signals.py'}::test_handlers_raise_once_and_are_restored",
-                 f"{here / 'test_hostile_bench.py'}::test_sigint_during_the_benchmark_writes_nothing"]
+                 f"{here / 'test_hostile_bench.py'}::test_stop_signal_during_the_benchmark_writes_nothing[SIGINT]"]
 
     def ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
