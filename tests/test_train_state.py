@@ -15,7 +15,15 @@ from _engine_utils import tiny_config
 
 from fasterpose.engine import distributed as D
 from fasterpose.engine.precision import Precision, choose_precision
-from fasterpose.engine.state import TrainState, load_train_state, plain, save_train_state, set_rng_state, train_step
+from fasterpose.engine.state import (
+    TrainingDivergedError,
+    TrainState,
+    load_train_state,
+    plain,
+    save_train_state,
+    set_rng_state,
+    train_step,
+)
 from fasterpose.engine.trainer import build_dataset, build_train_loader
 from fasterpose.spec import PoseSpec
 
@@ -72,7 +80,8 @@ def test_state_refuses_what_cannot_be_loaded_safely(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"state\['history'\]\[0\]\['when'\] is a object"):
         plain({"history": [{"when": object()}]})
     state.model[0].weight.data[0, 0, 0, 0] = float("nan")
-    assert not save_train_state(tmp_path / "last.pt", state, spec=_spec())  # never a checkpoint of NaN weights
+    with pytest.raises(TrainingDivergedError, match="not finite"):  # never a checkpoint of NaN weights
+        save_train_state(tmp_path / "last.pt", state, spec=_spec())
     assert not (tmp_path / "last.pt").exists()
 
 

@@ -1,6 +1,7 @@
 """Checks a training run makes on its inputs before it starts and on its result before it marks it good (issue 19):
-the training files pass the same checks as ``fasterpose check-data``, and a checkpoint never holds non-finite
-weights. Kept apart from the training loop, which only calls them."""
+the training files pass the same checks as ``fasterpose check-data`` (a checkpoint never holding non-finite weights is
+:func:`fasterpose.engine.state.check_finite_weights`, where checkpoints are saved). Kept apart from the training loop,
+which only calls it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from typing import TYPE_CHECKING
 from ..errors import DataError
 
 if TYPE_CHECKING:
-    import torch
-
     from .config import Config
 
 # Images decoded per file at the start of training (all are checked for existence): enough to catch a folder of
@@ -45,20 +44,3 @@ def check_training_data(cfg: Config) -> None:
                               for p in errors[:3])
             raise DataError(f"{key}={ann}: {len(errors)} error(s) that check-data reports: {found}. Nothing was "
                             f"trained; see `fasterpose check-data {ann}` for the full report")
-
-
-def check_finite_weights(model: torch.nn.Module, path: Path, step: int) -> None:
-    """Refuse to save (or to end a run with) non-finite weights: the run is an error, not a result, and the last
-    good checkpoint stays what it was.
-
-    Raises:
-        TrainingDivergedError: naming the step and the checkpoint kept.
-    """
-    from .state import TrainingDivergedError
-
-    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(t.isfinite().all())]
-    if bad:
-        kept = (f"the last good checkpoint {path} is kept" if path.is_file() else "no checkpoint had been written")
-        raise TrainingDivergedError(f"the weights are not finite after iteration {step} ({len(bad)} tensors, e.g. "
-                                    f"{bad[0]}); training stopped and {kept}. Try a lower optim.lr, a warmup "
-                                    "(--opt optim.warmup_iters=500) or gradient clipping (--opt optim.grad_clip=1.0)")

@@ -31,8 +31,8 @@ from ..errors import CheckpointError, FasterPoseError
 from . import distributed as D
 from .precision import Precision
 
-__all__ = ["TrainState", "TrainingDivergedError", "all_finite", "load_train_state", "rng_state", "save_train_state",
-           "set_rng_state", "train_step"]
+__all__ = ["TrainState", "TrainingDivergedError", "check_finite_weights", "load_train_state", "rng_state",
+           "save_train_state", "set_rng_state", "train_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +132,19 @@ def plain(value: Any, where: str = "state") -> Any:
 # ------------------------------------------------------------------------------------------------ save / load
 
 
-def all_finite(model: torch.nn.Module) -> bool:
-    """Whether every floating-point weight and buffer of ``model`` is finite."""
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+def check_finite_weights(model: torch.nn.Module, path: Path, step: int) -> None:
+    """Refuse to save (or to end a run with) non-finite weights: the run is an error, not a result, and the last
+    good checkpoint stays what it was.
+
+    Raises:
+        TrainingDivergedError: naming the step and the checkpoint kept.
+    """
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        kept = (f"the last good checkpoint {path} is kept" if path.is_file() else "no checkpoint had been written")
+        raise TrainingDivergedError(f"the weights are not finite after iteration {step} ({len(bad)} tensors, e.g. "
+                                    f"{bad[0]}); training stopped and {kept}. Try a lower optim.lr, a warmup "
+                                    "(--opt optim.warmup_iters=500) or gradient clipping (--opt optim.grad_clip=1.0)")
 
 
 def save_train_state(path: str | os.PathLike, state: TrainState, **description: Any) -> bool:
@@ -147,12 +157,13 @@ def save_train_state(path: str | os.PathLike, state: TrainState, **description: 
             ``sampler``, ``scheduler`` settings, a ``distill`` entry...
 
     Returns:
-        ``False`` (and nothing written) when the model holds NaN or inf: a good checkpoint is never replaced by one
-        no run could continue from.
+        ``True`` once written.
+
+    Raises:
+        TrainingDivergedError: the model holds NaN or inf; nothing is written, so a good checkpoint is never replaced
+            by one no run could continue from.
     """
-    if not all_finite(state.model):
-        logger.error("not writing %s: the model has non-finite weights", Path(path).name)
-        return False
+    check_finite_weights(state.model, Path(path), state.step)
     scheduler = {"type": "function", "iteration": state.step, "lr": state.lr, **description.pop("scheduler", {})}
     record = plain({
         "epoch": state.epoch, "step": state.step, "best_ap": state.best, "scheduler": scheduler, "rng": rng_state(),

@@ -46,17 +46,14 @@ from ..keypoints.config import apply_flip_choice, resolve_keypoint_set
 from ..losses import create_loss
 from ..spec import PoseSpec
 from . import distributed as D
-from .checks import check_finite_weights, check_training_data
+from .checks import check_training_data
 from .config import Config, OptimConfig, TrainConfig, save_config
-from .inference import collate, evaluate_dataset, unwrap
+from .inference import collate, evaluate_dataset
 from .precision import Precision, choose_precision
 from .precision import cpu_bf16_enabled as cpu_bf16_enabled  # re-exported (its home is shared with distillation)
 from .schedule import lr_factor, warmup_length
 from .state import TrainingDivergedError as TrainingDivergedError  # re-exported, likewise
-from .state import TrainState, load_train_state, save_train_state, train_step
-from .state import all_finite as all_finite  # re-exported, likewise
-from .state import rng_state as rng_state  # re-exported, likewise
-from .state import set_rng_state as set_rng_state  # re-exported, likewise
+from .state import TrainState, check_finite_weights, load_train_state, save_train_state, train_step
 
 logger = logging.getLogger(__name__)
 
@@ -398,14 +395,15 @@ def _train(cfg: Config, keypoint_set: KeypointSet, out_dir: Path, resume_path: P
     memory_format = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
 
     def checkpoint() -> None:
-        """Save the training state (rank 0): ``state.epoch`` epochs done and ``state.batch`` batches of the next."""
-        # every rank (same weights): non-finite weights are an error, never a checkpoint
-        check_finite_weights(unwrap(state.model), out_dir / "last.pt", state.step)
+        """Save the training state (rank 0): ``state.epoch`` epochs done and ``state.batch`` batches of the next.
+        Non-finite weights (the same on every rank) raise on every rank: an error, never a checkpoint."""
         if main:
             save_train_state(out_dir / "last.pt", state, spec=spec, config=cfg.to_dict(),
                              scheduler={"warmup_iters": warmup_iters},
                              sampler={"seed": t_cfg.seed, "epoch": state.epoch, "world_size": world,
                                       "samples_in_epoch": state.batch * global_batch})
+        else:
+            check_finite_weights(state.model, out_dir / "last.pt", state.step)
 
     # ---- loop
     show_bar = main and (t_cfg.progress == "always" or (t_cfg.progress == "auto" and sys.stderr.isatty()))
