@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     # The detector beside the pose model gets its own share of --threads; in turn, each may use them all.
     video = webcam or Path(src).suffix.lower() in VIDEO_SUFFIXES
     beside = video and args.det_lag > 0 and not args.boxes and not args.full_image
+    args.det_lag = args.det_lag if beside else 0  # a detections file or the whole image costs nothing to wait for
     args.det_threads = args.det_threads or (max(1, args.threads // 2) if beside and args.threads else args.threads)
     args.pose_threads = max(1, args.threads - args.det_threads) if beside and args.threads else args.threads
     predictor = Predictor(args.checkpoint or args.onnx, backend=args.backend or ("onnxruntime" if args.onnx else
