@@ -90,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
                         "int8 ranges are calibrated on real person crops")
     if args.eval_ann and not Path(args.eval_ann).is_file():
         raise DataError(f"--eval {args.eval_ann} does not exist; pass a COCO person keypoints json")
-    if args.calib_size < 8:
-        raise DataError(f"--calib-size must be at least 8, got {args.calib_size}")
     out = Path(args.out)
     if out.suffix.lower() not in (".onnx", ".safetensors"):
         raise DataError(f"--out {out} should end in .onnx (an ONNX model for onnxruntime) or .safetensors (the "
