@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import pytest
 
-HAS_HOG = hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
+from fasterpose.detect.hog import hog_available
+
+HAS_HOG = hog_available()
 NO_HOG = f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 removed it)"
 needs_hog = pytest.mark.skipif(not HAS_HOG, reason=NO_HOG)

@@ -117,13 +117,6 @@ def test_links_to_sections_resolve() -> None:
         assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
 
 
-def _hog_available() -> bool:
-    import cv2
-
-    return hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector") or hasattr(cv2.HOGDescriptor,
-                                                                              "getDefaultPeopleDetector")
-
-
 @pytest.fixture
 def photo_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copyfile(PHOTO, tmp_path / "photo.jpg")
@@ -153,7 +146,9 @@ def test_photo_python_example_runs(tiny_model: Path, photo_folder: Path) -> None
 
 def test_photo_command_runs(tiny_model: Path, photo_folder: Path) -> None:
     """The README's first predict command, with the tiny model in place of the published weights."""
-    if not _hog_available():
+    from fasterpose.detect.hog import hog_available
+
+    if not hog_available():
         pytest.skip("this OpenCV has no HOG people detector (the command's default box source)")
     from fasterpose.cli import main
 

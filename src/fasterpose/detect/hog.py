@@ -38,7 +38,7 @@ class HogUnavailableError(FasterPoseError, RuntimeError):
 
 def hog_available() -> bool:
     """Whether this OpenCV has the HOG people detector (``cv2.HOGDescriptor``; OpenCV 5 removed it)."""
-    return hasattr(cv2, "HOGDescriptor")
+    return hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
 
 
 def _require_hog() -> None:
