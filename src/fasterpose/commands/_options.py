@@ -14,9 +14,7 @@ import os
 from collections.abc import Callable
 
 from ..cpu import MAX_THREADS
-
-#: Seeds numpy's generator accepts (``np.random.seed``: 0 .. 2**32 - 1); configs: engine/config.MAX_SEED.
-MAX_SEED = 2**32 - 1
+from ..engine.config import MAX_LR, MAX_SEED  # the same bounds as a config's values
 
 
 def int_range(low: int, high: int | None = None, what: str = "an integer") -> Callable[[str], int]:
@@ -70,8 +68,8 @@ positive_int = int_range(1)
 non_negative_int = int_range(0)
 #: a duration, a factor: finite and > 0
 positive_float = float_range(0.0, low_open=True)
-#: a learning rate: > 0 and at most 1e6 (engine/config.MAX_LR: far beyond, the optimizer's float32 overflows)
-learning_rate = float_range(0.0, 1e6, low_open=True)
+#: a learning rate: > 0 and at most MAX_LR (1e6: far beyond, the optimizer's float32 overflows)
+learning_rate = float_range(0.0, MAX_LR, low_open=True)
 #: a score threshold: in [0, 1]
 fraction = float_range(0.0, 1.0)
 #: a generator seed

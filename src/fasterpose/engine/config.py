@@ -319,7 +319,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # valid. Checked when a config is built, so a bad value fails before any data is generated or any time is spent.
 # Learning rates: no recipe comes near 1e6; far beyond, the optimizer's float32 arithmetic overflows (a traceback).
 MAX_LR = 1e6
-# Seeds: numpy's generator takes 0 .. 2**32 - 1 (the commands' --seed options: commands/_options.MAX_SEED).
+# Seeds: numpy's generator takes 0 .. 2**32 - 1 (also the bound of the commands' --seed options, commands/_options.py).
 MAX_SEED = 2**32 - 1
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.seed": (0, MAX_SEED, True, True),
