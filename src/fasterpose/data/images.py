@@ -11,13 +11,15 @@ from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_images"]
 
 logger = logging.getLogger(__name__)
 
 # The still-image formats OpenCV's imread reads (cv2.imread's documentation; .exr needs OPENCV_IO_ENABLE_OPENEXR)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm",
                   ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".hdr", ".pic", ".exr", ".avif")
+# The video files the commands take by their suffix (predict, distill)
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
 def list_images(folder: Path, ignore: str = ".predict-") -> tuple[list[Path], list[str]]:

@@ -19,13 +19,11 @@ import numpy as np
 from ..errors import DataError
 from ..geometry import box_to_center_scale, crop_person
 from ..io_utils import check_input_file
-from .images import IMAGE_SUFFIXES, list_images
+from .images import VIDEO_SUFFIXES, list_images
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "person_crops"]
+__all__ = ["person_crops"]
 
 logger = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 def _frames(source: Path, frame_step: int) -> Iterator[tuple[str, int | None, np.ndarray]]:

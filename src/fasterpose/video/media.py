@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..data.images import VIDEO_SUFFIXES
 from ..errors import DataError
 from .frames import FrameReader, FrameWriter
 
 __all__ = ["VIDEO_SUFFIXES", "VideoInput", "VideoOutput", "drawn_image_names", "fit_name", "truncated"]
 
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems (ext4, APFS, NTFS)
 
 
