@@ -35,7 +35,7 @@ import torch
 from . import __version__
 from .errors import CheckpointError
 from .io_utils import atomic_path, not_a_file
-from .spec import PoseSpec
+from .spec import SPEC_METADATA_KEY, PoseSpec
 
 __all__ = ["ALLOWED_GLOBALS", "CHECKPOINT_FORMAT", "SAFETENSORS_FORMAT", "SPEC_METADATA_KEY", "AllowedGlobal",
            "checked_checkpoint", "is_safetensors", "load_checkpoint", "read_safetensors", "read_torch_file",
@@ -43,7 +43,6 @@ __all__ = ["ALLOWED_GLOBALS", "CHECKPOINT_FORMAT", "SAFETENSORS_FORMAT", "SPEC_M
 
 CHECKPOINT_FORMAT = "fasterpose-checkpoint/1"
 SAFETENSORS_FORMAT = "fasterpose-safetensors/1"
-SPEC_METADATA_KEY = "fasterpose_spec"  # the same key as in an ONNX export's metadata
 
 # --- what a weights file may ask the unpickler to build ------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from .keypoints import COCO17, KeypointSet, get_keypoint_set
 #: The longest spec JSON read from a file's metadata (ONNX, safetensors): a spec is a few kB even with hundreds of
 #: keypoints; a larger one is not a spec, and parsing it would only cost memory.
 MAX_SPEC_JSON_CHARS = 1 << 20
+#: The metadata key a file's spec is stored under, in ONNX and safetensors files alike.
+SPEC_METADATA_KEY = "fasterpose_spec"
 
 
 @dataclass

@@ -15,12 +15,10 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..spec import MAX_SPEC_JSON_CHARS, PoseSpec
+from ..spec import MAX_SPEC_JSON_CHARS, SPEC_METADATA_KEY, PoseSpec
 
 __all__ = ["SPEC_METADATA_KEY", "add_metadata", "check_external_data", "read_onnx_spec", "ort_session",
            "run_session"]
-
-SPEC_METADATA_KEY = "fasterpose_spec"
 
 
 def read_onnx_spec(metadata: dict[str, str], path: str | os.PathLike) -> PoseSpec:
